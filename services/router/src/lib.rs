@@ -1,0 +1,259 @@
+//! The room router: gives every room it serves one total order (seq gapless from 1), writes
+//! each message to the store before acknowledging it, and publishes deliveries on the bus after
+//! they are durable.
+//!
+//! Each active room has one task (a [`room`] actor) that owns its sequence. Sends queued while
+//! an append is in flight are batched into the next append, so a busy room costs one store
+//! write per batch, not per message. Reads (join backlog, history) go to the store directly.
+//!
+//! This crate does not decide which rooms it owns or talk gRPC: the standalone wiring calls
+//! [`Router`] in-process; the cluster wiring puts ownership and the network in front of it.
+
+mod room;
+
+use std::{
+    collections::HashMap,
+    sync::{
+        Arc, Mutex,
+        atomic::{AtomicU64, Ordering},
+    },
+    time::Duration,
+};
+
+use async_trait::async_trait;
+use chorus_core::{
+    RoomId,
+    bus::DeliveryBus,
+    protocol::MAX_HISTORY_LIMIT,
+    router::{
+        HistoryAnchor, HistoryPage, HistoryRequest, JoinReply, JoinRequest, RouterClient,
+        RouterError, SendAck, SendRequest,
+    },
+    store::{MessageStore, ReadRange},
+};
+use tokio::sync::{mpsc, oneshot};
+use tokio_util::task::TaskTracker;
+
+use crate::room::{RoomActor, SendJob};
+
+/// Router tuning. Every field is a documented configuration option of the binary.
+#[derive(Debug, Clone)]
+pub struct RouterConfig {
+    /// Sends queued per room before further sends are refused with `unavailable`.
+    pub room_queue: usize,
+    /// Most sends written by one append.
+    pub max_batch: usize,
+    /// A room with no sends for this long stops its task (it restarts on the next send).
+    pub idle_timeout: Duration,
+    /// Recent `client_msg_id`s per room kept in memory (older ones are found in the store).
+    pub dedupe_cache: usize,
+    /// Deadline of one send, from queueing to durable ack.
+    pub send_timeout: Duration,
+}
+
+impl Default for RouterConfig {
+    fn default() -> Self {
+        RouterConfig {
+            room_queue: 1024,
+            max_batch: 256,
+            idle_timeout: Duration::from_secs(60),
+            dedupe_cache: 1024,
+            send_timeout: Duration::from_secs(10),
+        }
+    }
+}
+
+/// Handle to a running room actor.
+#[derive(Clone)]
+struct RoomHandle {
+    generation: u64,
+    jobs: mpsc::Sender<SendJob>,
+}
+
+/// State shared by the router and its room actors.
+///
+/// `rooms` is the registry of running actors: the router inserts (under the lock) when it
+/// starts one; an actor removes its own entry (checking `generation`) when it goes idle or the
+/// router shuts down. Shutdown closes every actor's queue; each actor finishes what was queued.
+pub(crate) struct Shared {
+    pub(crate) store: Arc<dyn MessageStore>,
+    pub(crate) bus: Arc<dyn DeliveryBus>,
+    pub(crate) config: RouterConfig,
+    rooms: Mutex<HashMap<RoomId, RoomHandle>>,
+    next_generation: AtomicU64,
+    tasks: TaskTracker,
+}
+
+impl Shared {
+    /// Removes `room` from the registry if the entry is still the actor of `generation`.
+    pub(crate) fn forget(&self, room: &RoomId, generation: u64) {
+        let mut rooms = self
+            .rooms
+            .lock()
+            .expect("room registry lock is never held across a panic");
+        if rooms.get(room).is_some_and(|h| h.generation == generation) {
+            rooms.remove(room);
+        }
+    }
+}
+
+/// The in-process router. Clone-free: share it behind an `Arc`.
+pub struct Router {
+    shared: Arc<Shared>,
+}
+
+impl std::fmt::Debug for Router {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Router")
+            .field("config", &self.shared.config)
+            .finish()
+    }
+}
+
+impl Router {
+    pub fn new(
+        store: Arc<dyn MessageStore>,
+        bus: Arc<dyn DeliveryBus>,
+        config: RouterConfig,
+    ) -> Self {
+        Router {
+            shared: Arc::new(Shared {
+                store,
+                bus,
+                config,
+                rooms: Mutex::default(),
+                next_generation: AtomicU64::new(1),
+                tasks: TaskTracker::new(),
+            }),
+        }
+    }
+
+    fn room(&self, room: &RoomId) -> RoomHandle {
+        let mut rooms = self
+            .shared
+            .rooms
+            .lock()
+            .expect("room registry lock is never held across a panic");
+        if let Some(h) = rooms.get(room) {
+            if !h.jobs.is_closed() {
+                return h.clone();
+            }
+        }
+        let generation = self.shared.next_generation.fetch_add(1, Ordering::Relaxed);
+        let (tx, rx) = mpsc::channel(self.shared.config.room_queue.max(1));
+        let handle = RoomHandle {
+            generation,
+            jobs: tx,
+        };
+        rooms.insert(room.clone(), handle.clone());
+        let actor = RoomActor::new(room.clone(), generation, self.shared.clone(), rx);
+        self.shared.tasks.spawn(actor.run());
+        handle
+    }
+
+    /// Stops taking sends, lets every room finish what is queued, then closes the store.
+    pub async fn shutdown(&self) -> Result<(), RouterError> {
+        self.shared
+            .rooms
+            .lock()
+            .expect("room registry lock is never held across a panic")
+            .clear();
+        self.shared.tasks.close();
+        self.shared.tasks.wait().await;
+        self.shared.store.close().await?;
+        Ok(())
+    }
+
+    fn check_limit(limit: u32) -> Result<usize, RouterError> {
+        if limit == 0 || limit > MAX_HISTORY_LIMIT {
+            return Err(RouterError::BadRequest(format!(
+                "limit must be between 1 and {MAX_HISTORY_LIMIT}"
+            )));
+        }
+        Ok(limit as usize)
+    }
+}
+
+#[async_trait]
+impl RouterClient for Router {
+    async fn send(&self, req: SendRequest) -> Result<SendAck, RouterError> {
+        let deadline = tokio::time::Instant::now() + self.shared.config.send_timeout;
+        let mut req = req;
+        // Two attempts: the first may hit an actor that is just stopping for idleness.
+        for _ in 0..2 {
+            let handle = self.room(&req.room);
+            let (reply, answer) = oneshot::channel();
+            match handle.jobs.try_send(SendJob { req, reply }) {
+                Ok(()) => {}
+                Err(mpsc::error::TrySendError::Full(_)) => {
+                    metrics::counter!("chorus_router_room_overloaded_total").increment(1);
+                    return Err(RouterError::Overloaded(format!(
+                        "more than {} sends queued",
+                        self.shared.config.room_queue
+                    )));
+                }
+                Err(mpsc::error::TrySendError::Closed(job)) => {
+                    self.shared.forget(&job.req.room, handle.generation);
+                    req = job.req;
+                    continue;
+                }
+            }
+            return match tokio::time::timeout_at(deadline, answer).await {
+                Ok(Ok(result)) => result,
+                Ok(Err(_)) => Err(RouterError::Unavailable("room stopped".into())),
+                Err(_) => Err(RouterError::Timeout),
+            };
+        }
+        Err(RouterError::Unavailable("room is restarting".into()))
+    }
+
+    async fn join(&self, req: JoinRequest) -> Result<JoinReply, RouterError> {
+        let store = &self.shared.store;
+        let last_seq = store.last_seq(&req.room).await?;
+        let Some(since) = req.since else {
+            return Ok(JoinReply {
+                last_seq,
+                backlog: Vec::new(),
+                has_more: false,
+            });
+        };
+        if since > last_seq {
+            return Err(RouterError::BadRequest(format!(
+                "since {since} is ahead of the room's last seq {last_seq}"
+            )));
+        }
+        let limit = Self::check_limit(req.limit)?;
+        let mut backlog = store
+            .read(&req.room, ReadRange::After(since), limit + 1)
+            .await?;
+        let has_more = backlog.len() > limit;
+        backlog.truncate(limit);
+        Ok(JoinReply {
+            last_seq,
+            backlog,
+            has_more,
+        })
+    }
+
+    async fn history(&self, req: HistoryRequest) -> Result<HistoryPage, RouterError> {
+        let limit = Self::check_limit(req.limit)?;
+        let range = match req.anchor {
+            HistoryAnchor::After(after) => ReadRange::After(after),
+            HistoryAnchor::Before(before) => ReadRange::Before(before),
+            HistoryAnchor::Latest => ReadRange::Before(u64::MAX),
+        };
+        let mut messages = self.shared.store.read(&req.room, range, limit + 1).await?;
+        let has_more = messages.len() > limit;
+        if has_more {
+            match range {
+                ReadRange::After(_) => {
+                    messages.pop();
+                }
+                ReadRange::Before(_) => {
+                    messages.remove(0);
+                }
+            }
+        }
+        Ok(HistoryPage { messages, has_more })
+    }
+}

@@ -1,0 +1,285 @@
+//! One room's sequencer.
+//!
+//! The actor is the only writer of its room while it runs (the router's registry guarantees one
+//! actor per room per process; the store's append fence refuses any other writer). It loads
+//! `last_seq` from the store lazily, and again after any failed append, because a failed write
+//! leaves the durable state unknown to it.
+
+use std::{
+    collections::{HashMap, VecDeque},
+    sync::Arc,
+    time::Instant,
+};
+
+use chorus_core::{
+    Message, RoomId, UserId,
+    bus::Delivery,
+    router::{RouterError, SendAck, SendRequest},
+    time::now_ms,
+};
+use tokio::sync::{mpsc, oneshot};
+
+use crate::Shared;
+
+pub(crate) struct SendJob {
+    pub(crate) req: SendRequest,
+    pub(crate) reply: oneshot::Sender<Result<SendAck, RouterError>>,
+}
+
+/// The room's position: the last durable seq and its timestamp.
+#[derive(Clone, Copy)]
+struct Head {
+    seq: u64,
+    ts: u64,
+}
+
+/// Recently acknowledged `(from, client_msg_id)`s, bounded, oldest evicted first.
+struct RecentSends {
+    map: HashMap<(UserId, String), SendAck>,
+    order: VecDeque<(UserId, String)>,
+    cap: usize,
+}
+
+impl RecentSends {
+    fn new(cap: usize) -> Self {
+        RecentSends {
+            map: HashMap::new(),
+            order: VecDeque::new(),
+            cap,
+        }
+    }
+
+    fn get(&self, key: &(UserId, String)) -> Option<SendAck> {
+        self.map.get(key).copied()
+    }
+
+    fn insert(&mut self, key: (UserId, String), ack: SendAck) {
+        if self.cap == 0 {
+            return;
+        }
+        if self.order.len() == self.cap {
+            if let Some(old) = self.order.pop_front() {
+                self.map.remove(&old);
+            }
+        }
+        self.order.push_back(key.clone());
+        self.map.insert(key, ack);
+    }
+}
+
+/// What each job of a batch gets once the append is decided.
+enum Outcome {
+    /// The job's message is at this index of the append.
+    New(usize),
+    /// Same key as the message at this index of the same append.
+    SameAs(usize),
+    /// Already durable before this batch.
+    Known(SendAck),
+    Failed(RouterError),
+}
+
+pub(crate) struct RoomActor {
+    room: RoomId,
+    generation: u64,
+    shared: Arc<Shared>,
+    jobs: mpsc::Receiver<SendJob>,
+    head: Option<Head>,
+    recent: RecentSends,
+}
+
+impl RoomActor {
+    pub(crate) fn new(
+        room: RoomId,
+        generation: u64,
+        shared: Arc<Shared>,
+        jobs: mpsc::Receiver<SendJob>,
+    ) -> Self {
+        let recent = RecentSends::new(shared.config.dedupe_cache);
+        RoomActor {
+            room,
+            generation,
+            shared,
+            jobs,
+            head: None,
+            recent,
+        }
+    }
+
+    pub(crate) async fn run(mut self) {
+        let max_batch = self.shared.config.max_batch.max(1);
+        let mut batch = Vec::with_capacity(16);
+        loop {
+            let idle = self.shared.config.idle_timeout;
+            match tokio::time::timeout(idle, self.jobs.recv_many(&mut batch, max_batch)).await {
+                Ok(0) => break, // the router dropped our sender: shutdown
+                Ok(_) => self.process(&mut batch).await,
+                Err(_) => {
+                    // Idle: leave the registry first so new sends start a fresh actor, then
+                    // serve whatever was queued before the close.
+                    self.shared.forget(&self.room, self.generation);
+                    self.jobs.close();
+                    while self.jobs.recv_many(&mut batch, max_batch).await > 0 {
+                        self.process(&mut batch).await;
+                    }
+                    break;
+                }
+            }
+        }
+        self.shared.forget(&self.room, self.generation);
+    }
+
+    async fn load_head(&mut self) -> Result<Head, RouterError> {
+        if let Some(head) = self.head {
+            return Ok(head);
+        }
+        let seq = self.shared.store.last_seq(&self.room).await?;
+        let ts = if seq == 0 {
+            0
+        } else {
+            let last = self
+                .shared
+                .store
+                .read(
+                    &self.room,
+                    chorus_core::store::ReadRange::Before(seq + 1),
+                    1,
+                )
+                .await?;
+            last.first().map_or(0, |m| m.ts)
+        };
+        let head = Head { seq, ts };
+        self.head = Some(head);
+        Ok(head)
+    }
+
+    async fn process(&mut self, batch: &mut Vec<SendJob>) {
+        let head = match self.load_head().await {
+            Ok(head) => head,
+            Err(e) => {
+                for job in batch.drain(..) {
+                    let _ = job.reply.send(Err(e.clone()));
+                }
+                return;
+            }
+        };
+        let mut messages: Vec<Message> = Vec::with_capacity(batch.len());
+        let mut outcomes = Vec::with_capacity(batch.len());
+        let mut in_batch: HashMap<(UserId, String), usize> = HashMap::new();
+        let mut ts = head.ts;
+        for job in batch.iter_mut() {
+            let req = &mut job.req;
+            if let Some(cmid) = &req.client_msg_id {
+                let key = (req.from.clone(), cmid.clone());
+                if let Some(&i) = in_batch.get(&key) {
+                    outcomes.push(Outcome::SameAs(i));
+                    continue;
+                }
+                if let Some(ack) = self.recent.get(&key) {
+                    outcomes.push(Outcome::Known(SendAck {
+                        duplicate: true,
+                        ..ack
+                    }));
+                    continue;
+                }
+                match self
+                    .shared
+                    .store
+                    .find_prior_send(&self.room, &req.from, cmid)
+                    .await
+                {
+                    Ok(Some(prior)) => {
+                        outcomes.push(Outcome::Known(SendAck {
+                            seq: prior.seq,
+                            ts: prior.ts,
+                            duplicate: true,
+                        }));
+                        continue;
+                    }
+                    Ok(None) => {}
+                    Err(e) => {
+                        outcomes.push(Outcome::Failed(e.into()));
+                        continue;
+                    }
+                }
+                in_batch.insert(key, messages.len());
+            }
+            ts = ts.max(now_ms());
+            outcomes.push(Outcome::New(messages.len()));
+            messages.push(Message {
+                room: self.room.clone(),
+                seq: head.seq + messages.len() as u64 + 1,
+                ts,
+                from: req.from.clone(),
+                client_msg_id: req.client_msg_id.take(),
+                body: std::mem::take(&mut req.body),
+            });
+        }
+
+        let appended = if messages.is_empty() {
+            Ok(())
+        } else {
+            let started = Instant::now();
+            let result = self.shared.store.append(&self.room, &messages).await;
+            metrics::histogram!("chorus_store_append_seconds")
+                .record(started.elapsed().as_secs_f64());
+            metrics::histogram!("chorus_router_batch_size").record(messages.len() as f64);
+            result
+        };
+        match &appended {
+            Ok(()) => {
+                if let Some(last) = messages.last() {
+                    self.head = Some(Head {
+                        seq: last.seq,
+                        ts: last.ts,
+                    });
+                    metrics::counter!("chorus_messages_sequenced_total")
+                        .increment(messages.len() as u64);
+                }
+                for m in &messages {
+                    if let Some(cmid) = &m.client_msg_id {
+                        let ack = SendAck {
+                            seq: m.seq,
+                            ts: m.ts,
+                            duplicate: false,
+                        };
+                        self.recent.insert((m.from.clone(), cmid.clone()), ack);
+                    }
+                    let delivery = Delivery {
+                        room: m.room.clone(),
+                        seq: m.seq,
+                        frame: m.to_frame(),
+                    };
+                    if let Err(e) = self.shared.bus.publish(delivery).await {
+                        // Durable already: subscribers will backfill the hole from the log.
+                        metrics::counter!("chorus_bus_publish_errors_total").increment(1);
+                        tracing::warn!(room = %self.room, seq = m.seq, error = %e, "publish failed");
+                    }
+                }
+            }
+            Err(e) => {
+                tracing::warn!(room = %self.room, error = %e, "append failed; reloading room head");
+                self.head = None;
+            }
+        }
+        for (job, outcome) in batch.drain(..).zip(outcomes) {
+            let ack_of = |i: usize, duplicate: bool| {
+                let m = &messages[i];
+                SendAck {
+                    seq: m.seq,
+                    ts: m.ts,
+                    duplicate,
+                }
+            };
+            let result = match (outcome, &appended) {
+                (Outcome::Known(ack), _) => Ok(ack),
+                (Outcome::Failed(e), _) => Err(e),
+                (Outcome::New(i), Ok(())) => Ok(ack_of(i, false)),
+                (Outcome::SameAs(i), Ok(())) => Ok(ack_of(i, true)),
+                (Outcome::New(_) | Outcome::SameAs(_), Err(e)) => {
+                    Err(RouterError::Store(e.clone()))
+                }
+            };
+            let _ = job.reply.send(result);
+        }
+    }
+}
