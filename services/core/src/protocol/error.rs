@@ -71,6 +71,9 @@ pub mod close {
     pub const TOO_BIG: u16 = 1009;
     /// An internal error ended the connection.
     pub const INTERNAL: u16 = 1011;
+    /// The gateway lost a room's delivery order and could not recover it from the log (router
+    /// unreachable); reconnect and resume with `since`.
+    pub const TRY_AGAIN_LATER: u16 = 1013;
     /// Authentication failed, timed out, or the token expired.
     pub const UNAUTHORIZED: u16 = 4001;
     /// The client read too slowly and its outbound queue overflowed; reconnect and resume with

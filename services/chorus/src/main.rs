@@ -1,0 +1,118 @@
+//! `chorus`: parse the command line, set up logging, run the chosen mode.
+
+use anyhow::{Context, bail};
+use chorus::{
+    cli::{Cli, Command, LogFormat, StandaloneArgs, TokenArgs},
+    standalone::{self, StandaloneConfig},
+};
+use chorus_core::UserId;
+use chorus_gateway::Authenticator;
+use clap::Parser;
+use tracing_subscriber::EnvFilter;
+
+fn main() -> std::process::ExitCode {
+    match run(Cli::parse()) {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(cli: Cli) -> anyhow::Result<()> {
+    init_logging(&cli.log, cli.log_format)?;
+    match cli.command {
+        Command::Token(args) => token(args),
+        Command::Standalone(args) => tokio::runtime::Builder::new_multi_thread()
+            .enable_all()
+            .build()?
+            .block_on(run_standalone(args)),
+    }
+}
+
+fn init_logging(filter: &str, format: LogFormat) -> anyhow::Result<()> {
+    let filter =
+        EnvFilter::try_new(filter).with_context(|| format!("invalid log filter {filter:?}"))?;
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    match format {
+        LogFormat::Text => builder.init(),
+        LogFormat::Json => builder.json().init(),
+    }
+    Ok(())
+}
+
+fn token(args: TokenArgs) -> anyhow::Result<()> {
+    let auth = Authenticator::new(args.jwt_secret.as_bytes())?;
+    let user =
+        UserId::new(&args.user).with_context(|| format!("invalid --user {:?}", args.user))?;
+    println!("{}", auth.mint(&user, args.ttl));
+    Ok(())
+}
+
+async fn run_standalone(args: StandaloneArgs) -> anyhow::Result<()> {
+    let (secret, generated) = match (args.jwt_secret, args.dev) {
+        (Some(secret), _) => (secret, false),
+        (None, true) => (standalone::dev_secret(&args.data_dir)?, true),
+        (None, false) => bail!(
+            "CHORUS_JWT_SECRET is not set: give a secret of at least {} bytes (--jwt-secret or the \
+             environment), or run with --dev for a generated development secret",
+            chorus_gateway::auth::MIN_SECRET_LEN
+        ),
+    };
+    let config = StandaloneConfig {
+        listen: args.listen,
+        data_dir: args.data_dir.clone(),
+        jwt_secret: secret.clone().into_bytes(),
+        gateway: args.limits.gateway_config(),
+        router: Default::default(),
+        store: Default::default(),
+    };
+    let running = standalone::start(config).await?;
+    let addr = running.addr;
+    println!("chorus standalone listening on http://{addr}");
+    if generated {
+        let exe = std::env::current_exe().ok();
+        let cwd = std::env::current_dir().ok();
+        let exe = match (exe, cwd) {
+            (Some(exe), Some(cwd)) => exe
+                .strip_prefix(&cwd)
+                .map(|p| format!("./{}", p.display()))
+                .unwrap_or_else(|_| exe.display().to_string()),
+            _ => "chorus".into(),
+        };
+        println!(
+            "\n  dev mode: generated JWT secret (kept in {dir}/dev-jwt-secret; never use --dev in production)\n\
+             \n  get a token:   CHORUS_JWT_SECRET={secret} {exe} token --user alice\
+             \n  connect:       websocat -H \"Authorization: Bearer $TOKEN\" ws://{addr}/v1/ws\
+             \n  then send:     {{\"type\":\"join\",\"id\":1,\"room\":\"general\",\"since\":0}}\
+             \n                 {{\"type\":\"send\",\"id\":2,\"room\":\"general\",\"client_msg_id\":\"c-1\",\"body\":\"hello\"}}\n",
+            dir = args.data_dir.display(),
+        );
+    }
+    let handle = running.handle.clone();
+    tokio::spawn(async move {
+        wait_for_signal().await;
+        tracing::info!("shutting down: closing connections with 1001");
+        handle.shutdown();
+    });
+    running.done.await.context("server task panicked")??;
+    Ok(())
+}
+
+async fn wait_for_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        let mut term = signal(SignalKind::terminate())
+            .expect("installing a SIGTERM handler succeeds at start-up");
+        tokio::select! {
+            _ = term.recv() => {}
+            _ = tokio::signal::ctrl_c() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = tokio::signal::ctrl_c().await;
+}

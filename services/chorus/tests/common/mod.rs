@@ -1,0 +1,260 @@
+//! Test harness: a real server on 127.0.0.1:0 and a real WebSocket client.
+//!
+//! The wiring under test is standalone (in-process, own temporary data dir per test).
+
+#![allow(dead_code)]
+
+use std::time::Duration;
+
+use chorus::standalone::{self, Running, StandaloneConfig};
+use chorus_core::UserId;
+use chorus_gateway::{Authenticator, GatewayConfig};
+use futures_util::{SinkExt, StreamExt};
+use serde_json::{Value, json};
+use tokio::net::TcpStream;
+use tokio_tungstenite::{
+    MaybeTlsStream, WebSocketStream,
+    tungstenite::{self, Message, client::IntoClientRequest, protocol::CloseFrame},
+};
+
+pub const SECRET: &str = "test-secret-test-secret-test-secret!";
+pub const WAIT: Duration = Duration::from_secs(10);
+
+pub struct Server {
+    pub running: Option<Running>,
+    pub auth: Authenticator,
+    _dir: tempfile::TempDir,
+}
+
+impl Server {
+    pub fn ws_url(&self) -> String {
+        format!("ws://{}/v1/ws", self.running.as_ref().unwrap().addr)
+    }
+
+    pub fn http_url(&self, path: &str) -> String {
+        format!("http://{}{path}", self.running.as_ref().unwrap().addr)
+    }
+
+    pub fn token(&self, user: &str) -> String {
+        self.auth
+            .mint(&UserId::new(user).unwrap(), Duration::from_secs(3600))
+    }
+
+    /// Connects with the token in the `Authorization` header and waits for `ready`.
+    pub async fn client(&self, user: &str) -> Client {
+        let mut c = Client::connect_with_header(&self.ws_url(), &self.token(user)).await;
+        let ready = c.expect("ready").await;
+        assert_eq!(ready["user"], user);
+        c
+    }
+
+    /// A client joined to `room` (live only).
+    pub async fn joined(&self, user: &str, room: &str) -> Client {
+        let mut c = self.client(user).await;
+        c.join(room, None).await;
+        c
+    }
+
+    pub async fn stop(&mut self) {
+        if let Some(running) = self.running.take() {
+            running.stop().await.unwrap();
+        }
+    }
+}
+
+pub async fn start() -> Server {
+    start_with(GatewayConfig::default()).await
+}
+
+pub async fn start_with(gateway: GatewayConfig) -> Server {
+    let dir = tempfile::tempdir().unwrap();
+    let config = StandaloneConfig {
+        listen: "127.0.0.1:0".parse().unwrap(),
+        data_dir: dir.path().to_owned(),
+        jwt_secret: SECRET.as_bytes().to_vec(),
+        gateway,
+        router: Default::default(),
+        store: Default::default(),
+    };
+    let running = standalone::start(config).await.unwrap();
+    Server {
+        running: Some(running),
+        auth: Authenticator::new(SECRET.as_bytes()).unwrap(),
+        _dir: dir,
+    }
+}
+
+/// Generous limits for tests that send a lot.
+pub fn unthrottled() -> GatewayConfig {
+    GatewayConfig {
+        send_rate: 1e9,
+        send_burst: 1_000_000,
+        max_in_flight: 1024,
+        ..GatewayConfig::default()
+    }
+}
+
+pub struct Client {
+    pub ws: WebSocketStream<MaybeTlsStream<TcpStream>>,
+    next_id: u64,
+}
+
+pub enum Event {
+    Frame(Value),
+    Closed(Option<CloseFrame>),
+}
+
+impl Client {
+    pub async fn connect_with_header(url: &str, token: &str) -> Client {
+        let mut req = url.into_client_request().unwrap();
+        req.headers_mut()
+            .insert("authorization", format!("Bearer {token}").parse().unwrap());
+        let (ws, _) = tokio_tungstenite::connect_async(req)
+            .await
+            .expect("websocket connects");
+        Client { ws, next_id: 1 }
+    }
+
+    pub async fn connect_bare(url: &str) -> Client {
+        let (ws, _) = tokio_tungstenite::connect_async(url)
+            .await
+            .expect("websocket connects");
+        Client { ws, next_id: 1 }
+    }
+
+    pub fn id(&mut self) -> u64 {
+        self.next_id += 1;
+        self.next_id
+    }
+
+    pub async fn send_json(&mut self, v: Value) {
+        self.ws.send(Message::text(v.to_string())).await.unwrap();
+    }
+
+    pub async fn send_raw(&mut self, m: Message) {
+        self.ws.send(m).await.unwrap();
+    }
+
+    /// The next frame or close, skipping pings.
+    pub async fn event(&mut self) -> Event {
+        loop {
+            let next = tokio::time::timeout(WAIT, self.ws.next())
+                .await
+                .expect("server answered in time");
+            match next {
+                Some(Ok(Message::Text(t))) => {
+                    return Event::Frame(serde_json::from_str(&t).unwrap());
+                }
+                Some(Ok(Message::Close(frame))) => return Event::Closed(frame),
+                Some(Ok(Message::Ping(_) | Message::Pong(_))) => continue,
+                Some(Ok(other)) => panic!("unexpected message {other:?}"),
+                Some(Err(
+                    tungstenite::Error::ConnectionClosed | tungstenite::Error::AlreadyClosed,
+                ))
+                | None => {
+                    return Event::Closed(None);
+                }
+                Some(Err(e)) => panic!("socket error {e}"),
+            }
+        }
+    }
+
+    pub async fn frame(&mut self) -> Value {
+        match self.event().await {
+            Event::Frame(v) => v,
+            Event::Closed(f) => panic!("connection closed: {f:?}"),
+        }
+    }
+
+    /// The next frame, which must be of type `kind`.
+    pub async fn expect(&mut self, kind: &str) -> Value {
+        let f = self.frame().await;
+        assert_eq!(f["type"], kind, "expected {kind}, got {f}");
+        f
+    }
+
+    /// Waits for the close frame and returns its code.
+    pub async fn closed_with(&mut self) -> u16 {
+        loop {
+            match self.event().await {
+                Event::Closed(Some(f)) => return u16::from(f.code),
+                Event::Closed(None) => panic!("closed without a close frame"),
+                Event::Frame(_) => continue,
+            }
+        }
+    }
+
+    /// Sends a request with a fresh id and returns the reply with that id (frames of other
+    /// types in between, such as `msg`, are kept in `skipped`).
+    pub async fn request(&mut self, mut v: Value, skipped: &mut Vec<Value>) -> Value {
+        let id = self.id();
+        v["id"] = json!(id);
+        self.send_json(v).await;
+        loop {
+            let f = self.frame().await;
+            if f["id"] == json!(id) {
+                return f;
+            }
+            skipped.push(f);
+        }
+    }
+
+    pub async fn call(&mut self, v: Value) -> Value {
+        let mut skipped = Vec::new();
+        self.request(v, &mut skipped).await
+    }
+
+    pub async fn join(&mut self, room: &str, since: Option<u64>) -> Value {
+        let mut req = json!({"type": "join", "room": room});
+        if let Some(s) = since {
+            req["since"] = json!(s);
+        }
+        let f = self.call(req).await;
+        assert_eq!(f["type"], "joined", "{f}");
+        f
+    }
+
+    pub async fn send(&mut self, room: &str, cmid: &str, body: &str) -> Value {
+        let mut skipped = Vec::new();
+        let f = self
+            .request(
+                json!({"type":"send","room":room,"client_msg_id":cmid,"body":body}),
+                &mut skipped,
+            )
+            .await;
+        f
+    }
+
+    /// Collects `msg` frames until `n` arrived.
+    pub async fn msgs(&mut self, n: usize) -> Vec<Value> {
+        let mut out = Vec::with_capacity(n);
+        while out.len() < n {
+            let f = self.frame().await;
+            if f["type"] == "msg" {
+                out.push(f);
+            }
+        }
+        out
+    }
+
+    /// Asserts the connection still answers a ping.
+    pub async fn assert_alive(&mut self) {
+        let f = self.call(json!({"type":"ping"})).await;
+        assert_eq!(f["type"], "pong");
+    }
+
+    /// Asserts nothing arrives for `ms` milliseconds (no stray duplicates).
+    pub async fn assert_quiet(&mut self, ms: u64) {
+        loop {
+            match tokio::time::timeout(Duration::from_millis(ms), self.ws.next()).await {
+                Err(_) => return,
+                Ok(Some(Ok(Message::Ping(_) | Message::Pong(_)))) => continue,
+                Ok(other) => panic!("expected silence, got {other:?}"),
+            }
+        }
+    }
+}
+
+pub fn seqs(frames: &[Value]) -> Vec<u64> {
+    frames.iter().map(|f| f["seq"].as_u64().unwrap()).collect()
+}

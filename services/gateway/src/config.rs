@@ -1,0 +1,73 @@
+//! Gateway limits and timings. Every field is a documented flag and environment variable of
+//! the `chorus` binary (docs/configuration.md).
+
+use std::time::Duration;
+
+use chorus_core::protocol::{AnnouncedLimits, MAX_HISTORY_LIMIT};
+
+#[derive(Debug, Clone)]
+pub struct GatewayConfig {
+    /// Largest message `body`, in bytes (UTF-8). Larger: `too_large`, connection kept.
+    pub max_body_bytes: usize,
+    /// Largest WebSocket frame/message, in bytes. Larger: close 1009.
+    pub max_frame_bytes: usize,
+    /// Rooms one connection may have joined at once. More: `limit_exceeded`.
+    pub max_rooms_per_conn: usize,
+    /// Sustained sends per second per connection (token bucket refill rate).
+    pub send_rate: f64,
+    /// Sends a connection may make in a burst (token bucket size).
+    pub send_burst: u32,
+    /// Requests (sends and history reads) one connection may have in flight.
+    pub max_in_flight: usize,
+    /// Bytes of frames queued for one connection before it is closed as a slow consumer.
+    pub outbound_queue_bytes: usize,
+    /// How long a client has to send `auth` when the upgrade carried no token.
+    pub auth_timeout: Duration,
+    /// Interval of server WebSocket pings; a connection silent for two intervals is dropped.
+    pub ping_interval: Duration,
+    /// How long one socket write may block before the connection is dropped.
+    pub write_timeout: Duration,
+    /// Open WebSocket connections accepted at once. More: HTTP 503 on upgrade.
+    pub max_connections: usize,
+    /// Per-connection WebSocket read buffer, in bytes.
+    pub read_buffer_bytes: usize,
+    /// Recent frames each hub room keeps to hand a joining connection over from backlog to live
+    /// without another read.
+    pub hub_ring: usize,
+    /// How long a shutdown waits for connections to close after telling them to go away.
+    pub drain_timeout: Duration,
+}
+
+impl Default for GatewayConfig {
+    fn default() -> Self {
+        GatewayConfig {
+            max_body_bytes: 4096,
+            max_frame_bytes: 16 * 1024,
+            max_rooms_per_conn: 100,
+            send_rate: 10.0,
+            send_burst: 20,
+            max_in_flight: 32,
+            outbound_queue_bytes: 1 << 20,
+            auth_timeout: Duration::from_secs(10),
+            ping_interval: Duration::from_secs(30),
+            write_timeout: Duration::from_secs(10),
+            max_connections: 100_000,
+            read_buffer_bytes: 4096,
+            hub_ring: 64,
+            drain_timeout: Duration::from_secs(10),
+        }
+    }
+}
+
+impl GatewayConfig {
+    pub fn announced_limits(&self) -> AnnouncedLimits {
+        AnnouncedLimits {
+            max_body_bytes: self.max_body_bytes,
+            max_frame_bytes: self.max_frame_bytes,
+            max_rooms: self.max_rooms_per_conn,
+            send_rate_per_sec: self.send_rate,
+            send_burst: self.send_burst,
+            max_history_limit: MAX_HISTORY_LIMIT,
+        }
+    }
+}

@@ -1,0 +1,770 @@
+//! One WebSocket connection: authentication, then the protocol v1 request loop.
+//!
+//! The connection task owns the socket. It is the only writer: frames from the hub and from
+//! request tasks reach it through the connection's [`Outbox`], and a reply it writes itself is
+//! written only after everything already queued, so frames of one room are never reordered.
+//! Sends of one connection go through one sender task in the order received, so a client that
+//! sends without waiting for acks still gets its messages sequenced in its order.
+//!
+//! A connection's failure is logged once, here, when the task ends.
+
+use std::{
+    sync::Arc,
+    time::{Duration, Instant},
+};
+
+use axum::extract::ws::{CloseFrame, Message as WsMessage, Utf8Bytes, WebSocket};
+use chorus_core::{
+    RoomId, UserId,
+    protocol::{
+        ClientFrame, DEFAULT_HISTORY_LIMIT, ErrorCode, MAX_CLIENT_MSG_ID_LEN, MAX_HISTORY_LIMIT,
+        RequestId, ServerFrame, WireError, close,
+    },
+    router::{HistoryAnchor, HistoryRequest, JoinRequest, SendRequest},
+    time::now_ms,
+};
+use futures_util::SinkExt;
+use tokio::sync::mpsc;
+
+use crate::{
+    auth::{AuthError, Identity},
+    hub::Attach,
+    outbox::{Closed, Outbox},
+    ratelimit::TokenBucket,
+    server::Shared,
+};
+
+/// Backlog messages read per page while a join replays history.
+const JOIN_PAGE: u32 = 100;
+/// Pages a join may read before it gives up (the room outruns the reader).
+const JOIN_MAX_ROUNDS: usize = 100_000;
+
+/// Why a connection ended.
+#[derive(Debug)]
+enum End {
+    ClientClosed,
+    Shutdown,
+    Unauthorized(&'static str),
+    SlowConsumer,
+    Resync,
+    TooBig,
+    Silent,
+    Socket(#[allow(dead_code, reason = "read by the Debug log line")] String),
+    WriteTimeout,
+}
+
+impl End {
+    /// The close frame to send, if any.
+    fn close_frame(&self) -> Option<(u16, &'static str)> {
+        match self {
+            End::ClientClosed | End::Socket(_) | End::WriteTimeout | End::Silent => None,
+            End::Shutdown => Some((
+                close::GOING_AWAY,
+                "server shutting down; reconnect and resume",
+            )),
+            End::Unauthorized(why) => Some((close::UNAUTHORIZED, why)),
+            End::SlowConsumer => {
+                Some((close::SLOW_CONSUMER, "slow consumer; reconnect and resume"))
+            }
+            End::Resync => Some((
+                close::TRY_AGAIN_LATER,
+                "room delivery interrupted; reconnect and resume",
+            )),
+            End::TooBig => Some((close::TOO_BIG, "frame too large")),
+        }
+    }
+}
+
+struct SendJob {
+    id: Option<RequestId>,
+    req: SendRequest,
+    started: Instant,
+}
+
+struct Conn {
+    socket: WebSocket,
+    shared: Arc<Shared>,
+    outbox: Arc<Outbox>,
+    conn_id: u64,
+    user: UserId,
+    expires_at: u64,
+    rooms: Vec<RoomId>,
+    bucket: TokenBucket,
+    /// Created with the first send; its task ends when this sender is dropped.
+    sends: Option<mpsc::Sender<SendJob>>,
+    heard_from: Instant,
+    batch: Vec<Utf8Bytes>,
+}
+
+/// Serves one upgraded socket until it ends. `header_auth` is the outcome of an
+/// `Authorization` header on the upgrade, if there was one.
+pub(crate) async fn run(
+    socket: WebSocket,
+    shared: Arc<Shared>,
+    header_auth: Option<Result<Identity, AuthError>>,
+) {
+    let conn_id = shared.next_conn_id();
+    shared.metrics.connections.increment(1.0);
+    shared.metrics.connections_total.increment(1);
+    let mut socket = socket;
+    let end = match authenticate(&mut socket, &shared, header_auth).await {
+        Ok((identity, reply_id)) => {
+            let mut conn = Conn {
+                socket,
+                outbox: Arc::new(Outbox::new(shared.config.outbound_queue_bytes)),
+                conn_id,
+                bucket: TokenBucket::new(
+                    shared.config.send_rate,
+                    shared.config.send_burst,
+                    Instant::now(),
+                ),
+                user: identity.user,
+                expires_at: identity.expires_at,
+                rooms: Vec::new(),
+                sends: None,
+                heard_from: Instant::now(),
+                batch: Vec::new(),
+                shared: shared.clone(),
+            };
+            let end = conn.serve(reply_id).await;
+            conn.finish(&end).await;
+            for room in &conn.rooms {
+                shared.hub.detach_now(room, conn_id);
+            }
+            tracing::debug!(conn_id, user = %conn.user, reason = ?end, "connection closed");
+            end
+        }
+        Err(end) => {
+            if let Some((code, reason)) = end.close_frame() {
+                let _ = send_close(&mut socket, code, reason, shared.config.write_timeout).await;
+            }
+            tracing::debug!(conn_id, reason = ?end, "connection closed before authentication");
+            end
+        }
+    };
+    if matches!(end, End::SlowConsumer) {
+        shared.metrics.slow_consumers.increment(1);
+    }
+    shared.metrics.connections.decrement(1.0);
+    shared.release_connection();
+}
+
+async fn send_close(
+    socket: &mut WebSocket,
+    code: u16,
+    reason: &'static str,
+    limit: Duration,
+) -> Result<(), ()> {
+    let frame = WsMessage::Close(Some(CloseFrame {
+        code,
+        reason: Utf8Bytes::from_static(reason),
+    }));
+    match tokio::time::timeout(limit, socket.send(frame)).await {
+        Ok(Ok(())) => Ok(()),
+        _ => Err(()),
+    }
+}
+
+async fn send_text(socket: &mut WebSocket, text: String, limit: Duration) -> Result<(), End> {
+    match tokio::time::timeout(limit, socket.send(WsMessage::Text(text.into()))).await {
+        Ok(Ok(())) => Ok(()),
+        Ok(Err(e)) => Err(End::Socket(e.to_string())),
+        Err(_) => Err(End::WriteTimeout),
+    }
+}
+
+/// Refuses authentication: an `unauthorized` error frame, then the caller closes with 4001.
+async fn refuse(
+    socket: &mut WebSocket,
+    shared: &Shared,
+    id: Option<&RequestId>,
+    message: &'static str,
+) -> End {
+    shared.metrics.error(ErrorCode::Unauthorized);
+    let error = WireError::new(ErrorCode::Unauthorized, message);
+    let _ = send_text(
+        socket,
+        ServerFrame::error(id, &error).to_json(),
+        shared.config.write_timeout,
+    )
+    .await;
+    End::Unauthorized(message)
+}
+
+fn auth_message(e: &AuthError) -> &'static str {
+    match e {
+        AuthError::Expired => "token expired",
+        AuthError::Invalid(_) => "invalid token",
+        AuthError::BadSubject(_) => "invalid token subject",
+    }
+}
+
+async fn authenticate(
+    socket: &mut WebSocket,
+    shared: &Shared,
+    header_auth: Option<Result<Identity, AuthError>>,
+) -> Result<(Identity, Option<RequestId>), End> {
+    match header_auth {
+        Some(Ok(identity)) => Ok((identity, None)),
+        Some(Err(e)) => Err(refuse(socket, shared, None, auth_message(&e)).await),
+        None => {
+            let first = tokio::time::timeout(shared.config.auth_timeout, async {
+                loop {
+                    match socket.recv().await {
+                        Some(Ok(WsMessage::Text(t))) => return Some(Some(t)),
+                        Some(Ok(WsMessage::Binary(_))) => return Some(None),
+                        Some(Ok(WsMessage::Ping(_) | WsMessage::Pong(_))) => continue,
+                        Some(Ok(WsMessage::Close(_)) | Err(_)) | None => return None,
+                    }
+                }
+            })
+            .await;
+            let text = match first {
+                Err(_) => {
+                    return Err(refuse(socket, shared, None, "authentication timed out").await);
+                }
+                Ok(None) => return Err(End::ClientClosed),
+                Ok(Some(None)) => {
+                    return Err(refuse(socket, shared, None, "authenticate first").await);
+                }
+                Ok(Some(Some(text))) => text,
+            };
+            match ClientFrame::parse(&text) {
+                Ok(ClientFrame::Auth { id, token }) => match shared.auth.verify(&token) {
+                    Ok(identity) => Ok((identity, id)),
+                    Err(e) => Err(refuse(socket, shared, id.as_ref(), auth_message(&e)).await),
+                },
+                Ok(other) => Err(refuse(socket, shared, other.id(), "authenticate first").await),
+                Err(bad) => {
+                    Err(refuse(socket, shared, bad.id.as_ref(), "authenticate first").await)
+                }
+            }
+        }
+    }
+}
+
+impl Conn {
+    async fn serve(&mut self, ready_id: Option<RequestId>) -> End {
+        let ready = ServerFrame::Ready {
+            id: ready_id.as_ref(),
+            user: &self.user,
+            conn_id: self.conn_id,
+            protocol: 1,
+            limits: &self.shared.limits,
+        };
+        if let Err(end) = self.write(ready.to_json()).await {
+            return end;
+        }
+        let period = self.shared.config.ping_interval;
+        let mut ping = tokio::time::interval_at(tokio::time::Instant::now() + period, period);
+        ping.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let shared = self.shared.clone();
+        let outbox = self.outbox.clone();
+        loop {
+            let step = tokio::select! {
+                biased;
+                _ = shared.shutdown.cancelled() => Err(End::Shutdown),
+                _ = outbox.ready() => self.flush_outbox().await,
+                incoming = self.socket.recv() => self.on_incoming(incoming).await,
+                _ = ping.tick() => self.on_tick(period).await,
+            };
+            if let Err(end) = step {
+                return end;
+            }
+        }
+    }
+
+    async fn finish(&mut self, end: &End) {
+        if let Some((code, reason)) = end.close_frame() {
+            let _ = send_close(
+                &mut self.socket,
+                code,
+                reason,
+                self.shared.config.write_timeout,
+            )
+            .await;
+        }
+    }
+
+    async fn on_tick(&mut self, period: Duration) -> Result<(), End> {
+        if now_ms() / 1000 >= self.expires_at {
+            self.reply_error(
+                None,
+                WireError::new(ErrorCode::Unauthorized, "token expired"),
+            )
+            .await?;
+            return Err(End::Unauthorized("token expired"));
+        }
+        if self.heard_from.elapsed() > period * 2 {
+            return Err(End::Silent);
+        }
+        match tokio::time::timeout(
+            self.shared.config.write_timeout,
+            self.socket.send(WsMessage::Ping(Default::default())),
+        )
+        .await
+        {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(e)) => Err(End::Socket(e.to_string())),
+            Err(_) => Err(End::WriteTimeout),
+        }
+    }
+
+    async fn on_incoming(
+        &mut self,
+        incoming: Option<Result<WsMessage, axum::Error>>,
+    ) -> Result<(), End> {
+        self.heard_from = Instant::now();
+        match incoming {
+            None | Some(Ok(WsMessage::Close(_))) => Err(End::ClientClosed),
+            Some(Err(e)) => {
+                let text = e.to_string();
+                if text.contains("Space limit exceeded") {
+                    let error = WireError::new(
+                        ErrorCode::TooLarge,
+                        format!(
+                            "frame larger than {} bytes",
+                            self.shared.config.max_frame_bytes
+                        ),
+                    );
+                    self.shared.metrics.error(ErrorCode::TooLarge);
+                    let _ = self.write(ServerFrame::error(None, &error).to_json()).await;
+                    Err(End::TooBig)
+                } else {
+                    Err(End::Socket(text))
+                }
+            }
+            Some(Ok(WsMessage::Ping(_) | WsMessage::Pong(_))) => Ok(()),
+            Some(Ok(WsMessage::Binary(_))) => {
+                self.shared.metrics.frame_in("binary");
+                self.reply_error(
+                    None,
+                    WireError::new(
+                        ErrorCode::BadRequest,
+                        "binary frames are not supported; send JSON text",
+                    ),
+                )
+                .await
+            }
+            Some(Ok(WsMessage::Text(text))) => match ClientFrame::parse(&text) {
+                Ok(frame) => self.on_frame(frame).await,
+                Err(bad) => {
+                    self.shared.metrics.frame_in("invalid");
+                    self.reply_error(bad.id.as_ref(), bad.error).await
+                }
+            },
+        }
+    }
+
+    async fn on_frame(&mut self, frame: ClientFrame) -> Result<(), End> {
+        match frame {
+            ClientFrame::Ping { id } => {
+                self.shared.metrics.frame_in("ping");
+                self.write(ServerFrame::Pong { id: id.as_ref() }.to_json())
+                    .await
+            }
+            ClientFrame::Auth { id, .. } => {
+                self.shared.metrics.frame_in("auth");
+                self.reply_error(
+                    id.as_ref(),
+                    WireError::new(ErrorCode::BadRequest, "already authenticated"),
+                )
+                .await
+            }
+            ClientFrame::Join { id, room, since } => {
+                self.shared.metrics.frame_in("join");
+                self.join(id, room, since).await
+            }
+            ClientFrame::Leave { id, room } => {
+                self.shared.metrics.frame_in("leave");
+                self.leave(id, room).await
+            }
+            ClientFrame::Send {
+                id,
+                room,
+                client_msg_id,
+                body,
+            } => {
+                self.shared.metrics.frame_in("send");
+                self.send(id, room, client_msg_id, body).await
+            }
+            ClientFrame::History {
+                id,
+                room,
+                before,
+                after,
+                limit,
+            } => {
+                self.shared.metrics.frame_in("history");
+                self.history(id, room, before, after, limit).await
+            }
+        }
+    }
+
+    async fn join(
+        &mut self,
+        id: Option<RequestId>,
+        room: RoomId,
+        since: Option<u64>,
+    ) -> Result<(), End> {
+        if self.rooms.contains(&room) {
+            let e = WireError::new(
+                ErrorCode::BadRequest,
+                "already joined; leave first to join again",
+            )
+            .in_room(&room);
+            return self.reply_error(id.as_ref(), e).await;
+        }
+        let max = self.shared.config.max_rooms_per_conn;
+        if self.rooms.len() >= max {
+            let e = WireError::new(
+                ErrorCode::LimitExceeded,
+                format!("a connection may join at most {max} rooms"),
+            )
+            .in_room(&room);
+            return self.reply_error(id.as_ref(), e).await;
+        }
+        match self.replay_and_attach(id.as_ref(), &room, since).await? {
+            Ok(()) => {
+                self.rooms.push(room);
+                Ok(())
+            }
+            Err(e) => self.reply_error(id.as_ref(), e.in_room(&room)).await,
+        }
+    }
+
+    /// The join protocol: the router authorizes and gives the backlog; with `since`, the
+    /// backlog is written first and the hub takes over from the seq it reached; without, the
+    /// hub queues `joined` itself ahead of the first live message.
+    async fn replay_and_attach(
+        &mut self,
+        id: Option<&RequestId>,
+        room: &RoomId,
+        since: Option<u64>,
+    ) -> Result<Result<(), WireError>, End> {
+        let router = self.shared.router.clone();
+        let req = JoinRequest {
+            room: room.clone(),
+            user: self.user.clone(),
+            since,
+            limit: JOIN_PAGE,
+        };
+        let reply = match router.join(req).await {
+            Ok(reply) => reply,
+            Err(e) => return Ok(Err(WireError::from(&e))),
+        };
+        let hub = self.shared.hub.clone();
+        let Some(since) = since else {
+            return Ok(
+                match hub
+                    .attach(room, self.conn_id, &self.outbox, None, id.cloned())
+                    .await
+                {
+                    Ok(_) => Ok(()),
+                    Err(e) => Err(WireError::from(&e)),
+                },
+            );
+        };
+        self.write(
+            ServerFrame::Joined {
+                id,
+                room,
+                last_seq: reply.last_seq,
+            }
+            .to_json(),
+        )
+        .await?;
+        let mut cursor = since;
+        let mut page = reply.backlog;
+        let mut more = reply.has_more;
+        for _ in 0..JOIN_MAX_ROUNDS {
+            if let Some(last) = page.last() {
+                cursor = last.seq;
+            }
+            self.write_all(page.drain(..).map(|m| m.to_frame())).await?;
+            if !more {
+                match hub
+                    .attach(room, self.conn_id, &self.outbox, Some(cursor), None)
+                    .await
+                {
+                    Ok(Attach::Attached { .. }) => return Ok(Ok(())),
+                    Ok(Attach::Behind { .. }) => {}
+                    Err(e) => return Ok(Err(WireError::from(&e))),
+                }
+            }
+            let req = HistoryRequest {
+                room: room.clone(),
+                user: self.user.clone(),
+                anchor: HistoryAnchor::After(cursor),
+                limit: JOIN_PAGE,
+            };
+            match router.history(req).await {
+                Ok(next) => {
+                    page = next.messages;
+                    more = next.has_more;
+                }
+                Err(e) => return Ok(Err(WireError::from(&e))),
+            }
+        }
+        Ok(Err(WireError::new(
+            ErrorCode::Unavailable,
+            "the room is busier than this join could follow; retry",
+        )))
+    }
+
+    async fn leave(&mut self, id: Option<RequestId>, room: RoomId) -> Result<(), End> {
+        let Some(i) = self.rooms.iter().position(|r| *r == room) else {
+            let e = WireError::new(ErrorCode::NotFound, "not joined to this room").in_room(&room);
+            return self.reply_error(id.as_ref(), e).await;
+        };
+        self.rooms.swap_remove(i);
+        let left = Utf8Bytes::from(
+            ServerFrame::Left {
+                id: id.as_ref(),
+                room: &room,
+            }
+            .to_json(),
+        );
+        self.shared
+            .hub
+            .detach(&room, self.conn_id, &self.outbox, left)
+            .await;
+        Ok(())
+    }
+
+    async fn send(
+        &mut self,
+        id: Option<RequestId>,
+        room: RoomId,
+        client_msg_id: Option<String>,
+        body: String,
+    ) -> Result<(), End> {
+        let config = &self.shared.config;
+        let refusal = if !self.rooms.contains(&room) {
+            Some(WireError::new(
+                ErrorCode::Forbidden,
+                "join the room before sending to it",
+            ))
+        } else if body.len() > config.max_body_bytes {
+            Some(WireError::new(
+                ErrorCode::TooLarge,
+                format!("body is larger than {} bytes", config.max_body_bytes),
+            ))
+        } else if client_msg_id
+            .as_ref()
+            .is_some_and(|c| c.is_empty() || c.len() > MAX_CLIENT_MSG_ID_LEN)
+        {
+            Some(WireError::new(
+                ErrorCode::BadRequest,
+                format!("client_msg_id must be 1 to {MAX_CLIENT_MSG_ID_LEN} bytes"),
+            ))
+        } else if let Err(wait) = self.bucket.try_take(Instant::now()) {
+            self.shared.metrics.rate_limited.increment(1);
+            Some(
+                WireError::new(ErrorCode::RateLimited, "send rate exceeded")
+                    .retry_after(wait.as_millis().max(1) as u64),
+            )
+        } else if !self.outbox.try_begin_request(config.max_in_flight) {
+            Some(WireError::new(
+                ErrorCode::LimitExceeded,
+                format!("at most {} requests may be in flight", config.max_in_flight),
+            ))
+        } else {
+            None
+        };
+        if let Some(e) = refusal {
+            return self.reply_error(id.as_ref(), e.in_room(&room)).await;
+        }
+        let job = SendJob {
+            id,
+            req: SendRequest {
+                room,
+                from: self.user.clone(),
+                client_msg_id,
+                body,
+            },
+            started: Instant::now(),
+        };
+        let sends = self
+            .sends
+            .get_or_insert_with(|| spawn_sender(self.shared.clone(), self.outbox.clone()));
+        // Capacity equals the in-flight bound checked above, so this never waits.
+        if sends.send(job).await.is_err() {
+            self.outbox.end_request();
+            return Err(End::Socket("sender task ended".into()));
+        }
+        Ok(())
+    }
+
+    async fn history(
+        &mut self,
+        id: Option<RequestId>,
+        room: RoomId,
+        before: Option<u64>,
+        after: Option<u64>,
+        limit: Option<u32>,
+    ) -> Result<(), End> {
+        let limit = limit.unwrap_or(DEFAULT_HISTORY_LIMIT);
+        let anchor = match (before, after) {
+            (Some(_), Some(_)) => Err("give before or after, not both"),
+            (Some(b), None) => Ok(HistoryAnchor::Before(b)),
+            (None, Some(a)) => Ok(HistoryAnchor::After(a)),
+            (None, None) => Ok(HistoryAnchor::Latest),
+        };
+        let refusal = match anchor {
+            Err(why) => Some(WireError::new(ErrorCode::BadRequest, why)),
+            Ok(_) if limit == 0 || limit > MAX_HISTORY_LIMIT => Some(WireError::new(
+                ErrorCode::BadRequest,
+                format!("limit must be between 1 and {MAX_HISTORY_LIMIT}"),
+            )),
+            Ok(_)
+                if !self
+                    .outbox
+                    .try_begin_request(self.shared.config.max_in_flight) =>
+            {
+                Some(WireError::new(
+                    ErrorCode::LimitExceeded,
+                    format!(
+                        "at most {} requests may be in flight",
+                        self.shared.config.max_in_flight
+                    ),
+                ))
+            }
+            Ok(_) => None,
+        };
+        let (Ok(anchor), None) = (anchor, refusal.as_ref()) else {
+            let e = refusal.expect("an Err anchor always has a refusal");
+            return self.reply_error(id.as_ref(), e.in_room(&room)).await;
+        };
+        let req = HistoryRequest {
+            room,
+            user: self.user.clone(),
+            anchor,
+            limit,
+        };
+        let (shared, outbox) = (self.shared.clone(), self.outbox.clone());
+        tokio::spawn(async move {
+            let room = req.room.clone();
+            let frame = match shared.router.history(req).await {
+                Ok(page) => ServerFrame::History {
+                    id: id.as_ref(),
+                    room: &room,
+                    messages: &page.messages,
+                    has_more: page.has_more,
+                }
+                .to_json(),
+                Err(e) => {
+                    let e = WireError::from(&e).in_room(&room);
+                    shared.metrics.error(e.code);
+                    ServerFrame::error(id.as_ref(), &e).to_json()
+                }
+            };
+            outbox.end_request();
+            outbox.push(frame.into());
+        });
+        Ok(())
+    }
+
+    async fn reply_error(&mut self, id: Option<&RequestId>, error: WireError) -> Result<(), End> {
+        self.shared.metrics.error(error.code);
+        self.write(ServerFrame::error(id, &error).to_json()).await
+    }
+
+    /// Writes one frame after everything already queued.
+    async fn write(&mut self, frame: String) -> Result<(), End> {
+        self.write_all(std::iter::once(bytes::Bytes::from(frame)))
+            .await
+    }
+
+    /// Writes `frames` after everything already queued, with one flush.
+    async fn write_all(&mut self, frames: impl Iterator<Item = bytes::Bytes>) -> Result<(), End> {
+        let closed = self.outbox.drain(&mut self.batch);
+        for frame in frames {
+            self.batch.push(
+                Utf8Bytes::try_from(frame)
+                    .expect("server frames are serialized by serde_json, so UTF-8"),
+            );
+        }
+        self.write_batch().await?;
+        closed.map_or(Ok(()), |c| Err(closed_end(c)))
+    }
+
+    async fn flush_outbox(&mut self) -> Result<(), End> {
+        let closed = self.outbox.drain(&mut self.batch);
+        if let Some(c) = closed {
+            self.batch.clear();
+            return Err(closed_end(c));
+        }
+        self.write_batch().await
+    }
+
+    async fn write_batch(&mut self) -> Result<(), End> {
+        if self.batch.is_empty() {
+            return Ok(());
+        }
+        let socket = &mut self.socket;
+        let batch = &mut self.batch;
+        let written = tokio::time::timeout(self.shared.config.write_timeout, async {
+            for frame in batch.drain(..) {
+                socket.feed(WsMessage::Text(frame)).await?;
+            }
+            socket.flush().await
+        })
+        .await;
+        if self.batch.capacity() > 256 {
+            self.batch = Vec::new();
+        }
+        match written {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(e)) => Err(End::Socket(e.to_string())),
+            Err(_) => Err(End::WriteTimeout),
+        }
+    }
+}
+
+fn closed_end(c: Closed) -> End {
+    match c {
+        Closed::SlowConsumer => End::SlowConsumer,
+        Closed::Resync => End::Resync,
+    }
+}
+
+/// Starts the task that forwards this connection's sends to the router one at a time, in the
+/// order the client sent them, and queues each ack or error.
+fn spawn_sender(shared: Arc<Shared>, outbox: Arc<Outbox>) -> mpsc::Sender<SendJob> {
+    let (tx, mut rx) = mpsc::channel::<SendJob>(shared.config.max_in_flight.max(1));
+    tokio::spawn(async move {
+        while let Some(job) = rx.recv().await {
+            let room = job.req.room.clone();
+            let client_msg_id = job.req.client_msg_id.clone();
+            let result = shared.router.send(job.req).await;
+            let frame = match result {
+                Ok(ack) => {
+                    shared
+                        .metrics
+                        .send_seconds
+                        .record(job.started.elapsed().as_secs_f64());
+                    ServerFrame::Ack {
+                        id: job.id.as_ref(),
+                        room: &room,
+                        client_msg_id: client_msg_id.as_deref(),
+                        seq: ack.seq,
+                        ts: ack.ts,
+                        duplicate: ack.duplicate,
+                    }
+                    .to_json()
+                }
+                Err(e) => {
+                    let e = WireError::from(&e).in_room(&room);
+                    shared.metrics.error(e.code);
+                    ServerFrame::error(job.id.as_ref(), &e).to_json()
+                }
+            };
+            outbox.end_request();
+            if !outbox.push(frame.into()) {
+                break;
+            }
+        }
+    });
+    tx
+}

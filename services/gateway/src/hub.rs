@@ -1,0 +1,492 @@
+//! The room hub: one task per room that has subscribers on this gateway.
+//!
+//! Each room task holds the room's single bus subscription, the contiguous head `last_seq` of
+//! what it has fanned out, and a small ring of the newest frames. It fans each delivery out to
+//! its subscribers' [`Outbox`]es with one shared frame.
+//!
+//! **No gap, no duplicate.** The bus is at most once. The task drops deliveries at or below its
+//! head, and on a hole (a seq above `head + 1`, or a [`BusEvent::Lagged`]) reads the missing
+//! messages from the router before going on. If the router cannot be reached to fill a hole the
+//! task never skips it: it closes every subscriber's outbox with [`Closed::Resync`] (close code
+//! 1013) and stops; clients reconnect and resume from their last seq.
+//!
+//! **Race-free join.** The task subscribes to the bus *before* it asks the router for the
+//! room's head, so nothing published after that point is missed. A connection joining with
+//! `since` reads the backlog itself, then attaches with the seq it reached: the task either
+//! serves the rest from its ring (the ring is always contiguous up to the head) or answers
+//! [`Attach::Behind`] and the connection reads another page.
+//!
+//! Ownership: the hub's registry maps a room to its running task; a task removes itself when
+//! its last subscriber leaves or it fails. Shutdown reaches the tasks through their
+//! subscribers: when every connection has detached, every task has stopped.
+
+use std::{
+    collections::{HashMap, VecDeque},
+    sync::{
+        Arc, Mutex,
+        atomic::{AtomicU64, Ordering},
+    },
+    time::Duration,
+};
+
+use axum::extract::ws::Utf8Bytes;
+use chorus_core::{
+    Message, RoomId, UserId,
+    bus::{BusEvent, DeliveryBus, Subscription},
+    protocol::{RequestId, ServerFrame},
+    router::{HistoryAnchor, HistoryRequest, JoinRequest, RouterClient, RouterError},
+};
+use futures_util::StreamExt;
+use tokio::sync::{mpsc, oneshot};
+
+use crate::{
+    metrics::GatewayMetrics,
+    outbox::{Closed, Outbox},
+};
+
+/// Messages read per backfill request.
+const BACKFILL_PAGE: u32 = 100;
+/// Router attempts for one backfill before the room is given up (subscribers resume).
+const BACKFILL_ATTEMPTS: u32 = 5;
+
+/// The answer to an attach with a cursor.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Attach {
+    /// Subscribed: everything after the cursor is (or will be) in the outbox, in order.
+    Attached { last_seq: u64 },
+    /// The ring does not reach back to the cursor: read more backlog and attach again.
+    Behind { last_seq: u64 },
+}
+
+enum Cmd {
+    Attach {
+        conn_id: u64,
+        outbox: Arc<Outbox>,
+        /// `None`: live only, and the task queues the `joined` frame itself (with `join_id`)
+        /// so that it precedes the first live message.
+        cursor: Option<u64>,
+        join_id: Option<RequestId>,
+        reply: oneshot::Sender<Result<Attach, RouterError>>,
+    },
+    Detach {
+        conn_id: u64,
+        /// A `left` frame to queue after the last message for this subscriber.
+        left: Option<Utf8Bytes>,
+        done: Option<oneshot::Sender<()>>,
+    },
+}
+
+#[derive(Clone)]
+struct RoomHandle {
+    generation: u64,
+    cmds: mpsc::Sender<Cmd>,
+}
+
+struct HubInner {
+    router: Arc<dyn RouterClient>,
+    bus: Arc<dyn DeliveryBus>,
+    rooms: Mutex<HashMap<RoomId, RoomHandle>>,
+    next_generation: AtomicU64,
+    ring: usize,
+    metrics: GatewayMetrics,
+    /// The identity the hub uses for its own reads (head and backfill).
+    system_user: UserId,
+}
+
+impl HubInner {
+    fn forget(&self, room: &RoomId, generation: u64) {
+        let mut rooms = self
+            .rooms
+            .lock()
+            .expect("hub registry lock is never held across a panic");
+        if rooms.get(room).is_some_and(|h| h.generation == generation) {
+            rooms.remove(room);
+        }
+    }
+}
+
+/// Cheap to clone; shared by every connection of the gateway.
+#[derive(Clone)]
+pub struct Hub {
+    inner: Arc<HubInner>,
+}
+
+impl std::fmt::Debug for Hub {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Hub")
+            .field("ring", &self.inner.ring)
+            .finish()
+    }
+}
+
+impl Hub {
+    pub fn new(
+        router: Arc<dyn RouterClient>,
+        bus: Arc<dyn DeliveryBus>,
+        ring: usize,
+        metrics: GatewayMetrics,
+    ) -> Self {
+        Hub {
+            inner: Arc::new(HubInner {
+                router,
+                bus,
+                rooms: Mutex::default(),
+                next_generation: AtomicU64::new(1),
+                ring,
+                metrics,
+                system_user: UserId::new("chorus-gateway").expect("a valid constant user id"),
+            }),
+        }
+    }
+
+    fn room(&self, room: &RoomId) -> RoomHandle {
+        let mut rooms = self
+            .inner
+            .rooms
+            .lock()
+            .expect("hub registry lock is never held across a panic");
+        if let Some(h) = rooms.get(room) {
+            if !h.cmds.is_closed() {
+                return h.clone();
+            }
+        }
+        let generation = self.inner.next_generation.fetch_add(1, Ordering::Relaxed);
+        let (tx, rx) = mpsc::channel(256);
+        let handle = RoomHandle {
+            generation,
+            cmds: tx,
+        };
+        rooms.insert(room.clone(), handle.clone());
+        let task = RoomTask {
+            room: room.clone(),
+            generation,
+            hub: self.inner.clone(),
+            cmds: rx,
+            subs: Vec::new(),
+            head: 0,
+            ring: VecDeque::new(),
+        };
+        self.inner.metrics.hub_rooms.increment(1.0);
+        tokio::spawn(task.run());
+        handle
+    }
+
+    /// Subscribes `outbox` to `room` after `cursor` (see [`Attach`]). With `cursor = None` the
+    /// connection gets live messages only, preceded by a `joined` frame carrying `join_id`.
+    pub async fn attach(
+        &self,
+        room: &RoomId,
+        conn_id: u64,
+        outbox: &Arc<Outbox>,
+        cursor: Option<u64>,
+        join_id: Option<RequestId>,
+    ) -> Result<Attach, RouterError> {
+        // A room task that is stopping drops queued attaches; the next attempt starts a new one.
+        for _ in 0..3 {
+            let handle = self.room(room);
+            let (reply, answer) = oneshot::channel();
+            let cmd = Cmd::Attach {
+                conn_id,
+                outbox: outbox.clone(),
+                cursor,
+                join_id: join_id.clone(),
+                reply,
+            };
+            if handle.cmds.send(cmd).await.is_err() {
+                self.inner.forget(room, handle.generation);
+                continue;
+            }
+            if let Ok(result) = answer.await {
+                return result;
+            }
+        }
+        Err(RouterError::Unavailable(
+            "room is restarting on this gateway".into(),
+        ))
+    }
+
+    /// Unsubscribes and waits until no further frame of `room` will be queued for this
+    /// connection; `left` is queued after the last one.
+    pub async fn detach(&self, room: &RoomId, conn_id: u64, outbox: &Outbox, left: Utf8Bytes) {
+        let handle = self
+            .inner
+            .rooms
+            .lock()
+            .expect("hub registry lock is never held across a panic")
+            .get(room)
+            .cloned();
+        if let Some(handle) = handle {
+            let (done, finished) = oneshot::channel();
+            let cmd = Cmd::Detach {
+                conn_id,
+                left: Some(left.clone()),
+                done: Some(done),
+            };
+            if handle.cmds.send(cmd).await.is_ok() && finished.await.is_ok() {
+                return;
+            }
+        }
+        // No task holds this subscriber any more: nothing else can be queued for it.
+        outbox.push(left);
+    }
+
+    /// Unsubscribes without waiting (the connection is ending).
+    pub fn detach_now(&self, room: &RoomId, conn_id: u64) {
+        let handle = self
+            .inner
+            .rooms
+            .lock()
+            .expect("hub registry lock is never held across a panic")
+            .get(room)
+            .cloned();
+        if let Some(handle) = handle {
+            let cmd = Cmd::Detach {
+                conn_id,
+                left: None,
+                done: None,
+            };
+            if let Err(mpsc::error::TrySendError::Full(cmd)) = handle.cmds.try_send(cmd) {
+                tokio::spawn(async move { handle.cmds.send(cmd).await });
+            }
+        }
+    }
+}
+
+struct Sub {
+    conn_id: u64,
+    outbox: Arc<Outbox>,
+    /// Seqs at or below this were already given to the connection (by its own backlog read).
+    cursor: u64,
+}
+
+struct RoomTask {
+    room: RoomId,
+    generation: u64,
+    hub: Arc<HubInner>,
+    cmds: mpsc::Receiver<Cmd>,
+    subs: Vec<Sub>,
+    /// Every seq up to here has been fanned out (or was before this task started).
+    head: u64,
+    /// The newest frames, contiguous up to `head`.
+    ring: VecDeque<(u64, Utf8Bytes)>,
+}
+
+/// Why a room task stopped serving.
+struct Stop;
+
+impl RoomTask {
+    async fn run(mut self) {
+        match self.start().await {
+            Ok(mut sub) => while self.step(&mut sub).await.is_ok() {},
+            Err(e) => {
+                tracing::warn!(room = %self.room, error = %e, "room hub could not start");
+                self.cmds.close();
+                while let Ok(cmd) = self.cmds.try_recv() {
+                    if let Cmd::Attach { reply, .. } = cmd {
+                        let _ = reply.send(Err(e.clone()));
+                    }
+                }
+            }
+        }
+        self.hub.forget(&self.room, self.generation);
+        self.hub.metrics.hub_rooms.decrement(1.0);
+        // Queued commands are dropped unanswered: an attach retries with a new task, a detach
+        // queues its own `left` (this task holds no subscriber any more).
+        self.cmds.close();
+        while self.cmds.try_recv().is_ok() {}
+    }
+
+    async fn start(&mut self) -> Result<Subscription, RouterError> {
+        let sub = self
+            .hub
+            .bus
+            .subscribe(&self.room)
+            .await
+            .map_err(|e| RouterError::Unavailable(e.to_string()))?;
+        self.head = self.current_head().await?;
+        Ok(sub)
+    }
+
+    async fn current_head(&self) -> Result<u64, RouterError> {
+        let req = JoinRequest {
+            room: self.room.clone(),
+            user: self.hub.system_user.clone(),
+            since: None,
+            limit: 1,
+        };
+        Ok(self.hub.router.join(req).await?.last_seq)
+    }
+
+    async fn step(&mut self, sub: &mut Subscription) -> Result<(), Stop> {
+        tokio::select! {
+            cmd = self.cmds.recv() => match cmd {
+                Some(Cmd::Attach { conn_id, outbox, cursor, join_id, reply }) => {
+                    let answer = self.attach(conn_id, outbox, cursor, join_id);
+                    let _ = reply.send(Ok(answer));
+                    Ok(())
+                }
+                Some(Cmd::Detach { conn_id, left, done }) => {
+                    if let Some(i) = self.subs.iter().position(|s| s.conn_id == conn_id) {
+                        let sub = self.subs.swap_remove(i);
+                        if let Some(left) = left {
+                            sub.outbox.push(left);
+                        }
+                    }
+                    if let Some(done) = done {
+                        let _ = done.send(());
+                    }
+                    if self.subs.is_empty() { Err(Stop) } else { Ok(()) }
+                }
+                None => Err(Stop),
+            },
+            event = sub.next() => match event {
+                Some(BusEvent::Delivery(d)) => self.on_delivery(d.seq, d.frame).await,
+                Some(BusEvent::Lagged) => self.resync().await,
+                None => {
+                    // The bus ended this subscription: take a new one, then recover what was
+                    // published meanwhile from the log.
+                    *sub = self.hub.bus.subscribe(&self.room).await.map_err(|e| {
+                        tracing::warn!(room = %self.room, error = %e, "bus resubscribe failed");
+                        self.give_up()
+                    })?;
+                    self.resync().await
+                }
+            },
+        }
+    }
+
+    fn attach(
+        &mut self,
+        conn_id: u64,
+        outbox: Arc<Outbox>,
+        cursor: Option<u64>,
+        join_id: Option<RequestId>,
+    ) -> Attach {
+        let head = self.head;
+        let cursor = match cursor {
+            None => {
+                let joined = ServerFrame::Joined {
+                    id: join_id.as_ref(),
+                    room: &self.room,
+                    last_seq: head,
+                };
+                outbox.push(Utf8Bytes::from(joined.to_json()));
+                head
+            }
+            Some(c) if c >= head => c,
+            Some(c) => {
+                let reaches = self.ring.front().is_some_and(|(first, _)| *first <= c + 1);
+                if !reaches {
+                    return Attach::Behind { last_seq: head };
+                }
+                for (_, frame) in self.ring.iter().filter(|(seq, _)| *seq > c) {
+                    outbox.push(frame.clone());
+                }
+                head
+            }
+        };
+        self.subs.push(Sub {
+            conn_id,
+            outbox,
+            cursor,
+        });
+        Attach::Attached { last_seq: head }
+    }
+
+    async fn on_delivery(&mut self, seq: u64, frame: bytes::Bytes) -> Result<(), Stop> {
+        if seq <= self.head {
+            return Ok(()); // already fanned out (duplicate, or recovered by a backfill)
+        }
+        if seq > self.head + 1 {
+            self.backfill(seq - 1).await?;
+        }
+        match Utf8Bytes::try_from(frame) {
+            Ok(frame) => {
+                self.fan_out(seq, frame);
+                Ok(())
+            }
+            Err(_) => {
+                tracing::error!(room = %self.room, seq, "delivery frame is not UTF-8; reading it from the log");
+                self.backfill(seq).await
+            }
+        }
+    }
+
+    /// Fans out every message up to at least `target` from the router.
+    async fn backfill(&mut self, target: u64) -> Result<(), Stop> {
+        self.hub.metrics.backfills.increment(1);
+        let mut failures = 0;
+        while self.head < target {
+            let req = HistoryRequest {
+                room: self.room.clone(),
+                user: self.hub.system_user.clone(),
+                anchor: HistoryAnchor::After(self.head),
+                limit: BACKFILL_PAGE,
+            };
+            match self.hub.router.history(req).await {
+                Ok(page) if !page.messages.is_empty() => {
+                    for m in &page.messages {
+                        if m.seq == self.head + 1 {
+                            self.fan_out(m.seq, frame_of(m));
+                            self.hub.metrics.backfilled_messages.increment(1);
+                        }
+                    }
+                    failures = 0;
+                }
+                outcome => {
+                    failures += 1;
+                    if failures >= BACKFILL_ATTEMPTS {
+                        tracing::warn!(room = %self.room, head = self.head, target, ?outcome, "backfill failed; subscribers must resume");
+                        return Err(self.give_up());
+                    }
+                    tokio::time::sleep(Duration::from_millis(50 << failures)).await;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// After the bus admits a loss: catch up to the router's head.
+    async fn resync(&mut self) -> Result<(), Stop> {
+        match self.current_head().await {
+            Ok(head) if head > self.head => self.backfill(head).await,
+            Ok(_) => Ok(()),
+            Err(e) => {
+                tracing::warn!(room = %self.room, error = %e, "resync failed; subscribers must resume");
+                Err(self.give_up())
+            }
+        }
+    }
+
+    fn give_up(&mut self) -> Stop {
+        for sub in self.subs.drain(..) {
+            sub.outbox.close(Closed::Resync);
+        }
+        Stop
+    }
+
+    fn fan_out(&mut self, seq: u64, frame: Utf8Bytes) {
+        debug_assert_eq!(seq, self.head + 1);
+        if self.hub.ring > 0 {
+            if self.ring.len() == self.hub.ring {
+                self.ring.pop_front();
+            }
+            self.ring.push_back((seq, frame.clone()));
+        }
+        let mut delivered = 0;
+        self.subs.retain(|s| {
+            if seq <= s.cursor {
+                return true;
+            }
+            let queued = s.outbox.push(frame.clone());
+            delivered += u64::from(queued);
+            queued
+        });
+        self.head = seq;
+        self.hub.metrics.deliveries.increment(delivered);
+    }
+}
+
+fn frame_of(m: &Message) -> Utf8Bytes {
+    Utf8Bytes::try_from(m.to_frame()).expect("frames serialized by serde_json are UTF-8")
+}

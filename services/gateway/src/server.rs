@@ -1,0 +1,253 @@
+//! HTTP side of the gateway: the WebSocket endpoint, health, readiness, metrics, and the
+//! shutdown sequence (stop accepting, close every connection with 1001, wait for them).
+
+use std::{
+    net::SocketAddr,
+    sync::{
+        Arc,
+        atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering},
+    },
+};
+
+use axum::{
+    Json, Router,
+    extract::{State, WebSocketUpgrade},
+    http::{HeaderMap, StatusCode, header},
+    response::{IntoResponse, Response},
+    routing::get,
+};
+use chorus_core::{
+    bus::DeliveryBus,
+    protocol::{AnnouncedLimits, ErrorCode},
+    router::RouterClient,
+};
+use metrics_exporter_prometheus::PrometheusHandle;
+use tokio::net::TcpListener;
+use tokio_util::{sync::CancellationToken, task::TaskTracker};
+
+use crate::{GatewayConfig, auth::Authenticator, conn, hub::Hub, metrics::GatewayMetrics};
+
+/// Everything a connection task needs, shared by all of them.
+///
+/// Owned by the [`Gateway`]; connection tasks hold clones of the `Arc`. `shutdown` is how a
+/// shutdown reaches every connection; `tasks` is how the shutdown waits for them.
+pub(crate) struct Shared {
+    pub(crate) router: Arc<dyn RouterClient>,
+    pub(crate) hub: Hub,
+    pub(crate) auth: Arc<Authenticator>,
+    pub(crate) config: GatewayConfig,
+    pub(crate) limits: AnnouncedLimits,
+    pub(crate) metrics: GatewayMetrics,
+    pub(crate) shutdown: CancellationToken,
+    draining: AtomicBool,
+    connections: AtomicUsize,
+    next_conn_id: AtomicU64,
+    tasks: TaskTracker,
+    prometheus: Option<PrometheusHandle>,
+}
+
+impl Shared {
+    pub(crate) fn next_conn_id(&self) -> u64 {
+        self.next_conn_id.fetch_add(1, Ordering::Relaxed)
+    }
+
+    fn try_admit(&self) -> bool {
+        let max = self.config.max_connections;
+        self.connections
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| {
+                (n < max).then_some(n + 1)
+            })
+            .is_ok()
+    }
+
+    pub(crate) fn release_connection(&self) {
+        self.connections.fetch_sub(1, Ordering::AcqRel);
+    }
+}
+
+/// A gateway ready to serve. Build with [`Gateway::new`], run with [`Gateway::serve`].
+pub struct Gateway {
+    shared: Arc<Shared>,
+}
+
+/// Controls a running gateway from elsewhere (signal handler, tests).
+#[derive(Clone)]
+pub struct GatewayHandle {
+    shared: Arc<Shared>,
+}
+
+impl std::fmt::Debug for GatewayHandle {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("GatewayHandle")
+            .field("connections", &self.connections())
+            .finish()
+    }
+}
+
+impl GatewayHandle {
+    /// Fails readiness, stops accepting, and tells every connection to go away (1001).
+    pub fn shutdown(&self) {
+        self.shared.draining.store(true, Ordering::Release);
+        self.shared.shutdown.cancel();
+    }
+
+    pub fn connections(&self) -> usize {
+        self.shared.connections.load(Ordering::Acquire)
+    }
+}
+
+impl std::fmt::Debug for Gateway {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Gateway")
+            .field("config", &self.shared.config)
+            .finish()
+    }
+}
+
+impl Gateway {
+    pub fn new(
+        router: Arc<dyn RouterClient>,
+        bus: Arc<dyn DeliveryBus>,
+        auth: Arc<Authenticator>,
+        config: GatewayConfig,
+        prometheus: Option<PrometheusHandle>,
+    ) -> Self {
+        let metrics = GatewayMetrics::new();
+        let hub = Hub::new(router.clone(), bus, config.hub_ring, metrics.clone());
+        Gateway {
+            shared: Arc::new(Shared {
+                router,
+                hub,
+                auth,
+                limits: config.announced_limits(),
+                config,
+                metrics,
+                shutdown: CancellationToken::new(),
+                draining: AtomicBool::new(false),
+                connections: AtomicUsize::new(0),
+                next_conn_id: AtomicU64::new(1),
+                tasks: TaskTracker::new(),
+                prometheus,
+            }),
+        }
+    }
+
+    pub fn handle(&self) -> GatewayHandle {
+        GatewayHandle {
+            shared: self.shared.clone(),
+        }
+    }
+
+    /// The gateway's routes, for embedding in a larger axum app.
+    pub fn routes(&self) -> Router {
+        Router::new()
+            .route("/v1/ws", get(ws_upgrade))
+            .route("/healthz", get(|| async { "ok\n" }))
+            .route("/readyz", get(readyz))
+            .route("/metrics", get(metrics))
+            .with_state(self.shared.clone())
+    }
+
+    /// Serves until [`GatewayHandle::shutdown`], then waits up to the drain timeout for every
+    /// connection to close.
+    pub async fn serve(self, listener: TcpListener, extra: Router) -> std::io::Result<()> {
+        let app = self.routes().merge(extra);
+        let token = self.shared.shutdown.clone();
+        axum::serve(
+            listener,
+            app.into_make_service_with_connect_info::<SocketAddr>(),
+        )
+        .with_graceful_shutdown(token.cancelled_owned())
+        .await?;
+        self.shared.tasks.close();
+        let drained =
+            tokio::time::timeout(self.shared.config.drain_timeout, self.shared.tasks.wait()).await;
+        if drained.is_err() {
+            tracing::warn!(
+                open = self.handle().connections(),
+                "drain timeout: closing remaining connections"
+            );
+        }
+        Ok(())
+    }
+}
+
+async fn readyz(State(shared): State<Arc<Shared>>) -> Response {
+    if shared.draining.load(Ordering::Acquire) {
+        (StatusCode::SERVICE_UNAVAILABLE, "draining\n").into_response()
+    } else {
+        "ready\n".into_response()
+    }
+}
+
+async fn metrics(State(shared): State<Arc<Shared>>) -> Response {
+    match &shared.prometheus {
+        Some(handle) => (
+            [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
+            handle.render(),
+        )
+            .into_response(),
+        None => (StatusCode::NOT_FOUND, "metrics are disabled\n").into_response(),
+    }
+}
+
+fn http_error(status: StatusCode, code: ErrorCode, message: &str) -> Response {
+    let body = serde_json::json!({ "type": "error", "code": code.as_str(), "message": message });
+    (status, Json(body)).into_response()
+}
+
+async fn ws_upgrade(
+    State(shared): State<Arc<Shared>>,
+    headers: HeaderMap,
+    ws: WebSocketUpgrade,
+) -> Response {
+    if shared.shutdown.is_cancelled() {
+        return http_error(
+            StatusCode::SERVICE_UNAVAILABLE,
+            ErrorCode::Unavailable,
+            "server is shutting down",
+        );
+    }
+    let header_auth = match headers.get(header::AUTHORIZATION).map(|v| v.to_str()) {
+        None => None,
+        Some(Ok(v)) => match v
+            .strip_prefix("Bearer ")
+            .or_else(|| v.strip_prefix("bearer "))
+        {
+            Some(token) => Some(shared.auth.verify(token.trim())),
+            None => {
+                return http_error(
+                    StatusCode::UNAUTHORIZED,
+                    ErrorCode::Unauthorized,
+                    "expected Authorization: Bearer <token>",
+                );
+            }
+        },
+        Some(Err(_)) => {
+            return http_error(
+                StatusCode::UNAUTHORIZED,
+                ErrorCode::Unauthorized,
+                "invalid Authorization header",
+            );
+        }
+    };
+    if !shared.try_admit() {
+        shared.metrics.error(ErrorCode::Unavailable);
+        return http_error(
+            StatusCode::SERVICE_UNAVAILABLE,
+            ErrorCode::Unavailable,
+            "connection limit reached",
+        );
+    }
+    let config = &shared.config;
+    let on_failure = shared.clone();
+    ws.read_buffer_size(config.read_buffer_bytes)
+        .write_buffer_size(8 * 1024)
+        .max_message_size(config.max_frame_bytes)
+        .max_frame_size(config.max_frame_bytes)
+        .on_failed_upgrade(move |_| on_failure.release_connection())
+        .on_upgrade(move |socket| {
+            let tasks = shared.tasks.clone();
+            tasks.track_future(conn::run(socket, shared, header_auth))
+        })
+}
