@@ -38,6 +38,8 @@ use crate::{
 const JOIN_PAGE: u32 = 100;
 /// Pages a join may read before it gives up (the room outruns the reader).
 const JOIN_MAX_ROUNDS: usize = 100_000;
+/// How long a closing connection waits for the client's close reply.
+const CLOSE_LINGER: Duration = Duration::from_secs(1);
 
 /// Why a connection ended.
 #[derive(Debug)]
@@ -107,7 +109,7 @@ pub(crate) async fn run(
     shared.metrics.connections.increment(1.0);
     shared.metrics.connections_total.increment(1);
     let mut socket = socket;
-    let end = match authenticate(&mut socket, &shared, header_auth).await {
+    match authenticate(&mut socket, &shared, header_auth).await {
         Ok((identity, reply_id)) => {
             let mut conn = Conn {
                 socket,
@@ -127,23 +129,21 @@ pub(crate) async fn run(
                 shared: shared.clone(),
             };
             let end = conn.serve(reply_id).await;
+            if matches!(end, End::SlowConsumer) {
+                shared.metrics.slow_consumers.increment(1);
+            }
             conn.finish(&end).await;
             for room in &conn.rooms {
                 shared.hub.detach_now(room, conn_id);
             }
             tracing::debug!(conn_id, user = %conn.user, reason = ?end, "connection closed");
-            end
         }
         Err(end) => {
             if let Some((code, reason)) = end.close_frame() {
                 let _ = send_close(&mut socket, code, reason, shared.config.write_timeout).await;
             }
             tracing::debug!(conn_id, reason = ?end, "connection closed before authentication");
-            end
         }
-    };
-    if matches!(end, End::SlowConsumer) {
-        shared.metrics.slow_consumers.increment(1);
     }
     shared.metrics.connections.decrement(1.0);
     shared.release_connection();
@@ -274,16 +274,27 @@ impl Conn {
         }
     }
 
+    /// Sends the close frame, then reads until the client's close reply (briefly), so frames
+    /// the client had in flight do not turn the close into a TCP reset that loses it.
     async fn finish(&mut self, end: &End) {
-        if let Some((code, reason)) = end.close_frame() {
-            let _ = send_close(
-                &mut self.socket,
-                code,
-                reason,
-                self.shared.config.write_timeout,
-            )
-            .await;
+        let Some((code, reason)) = end.close_frame() else {
+            return;
+        };
+        let limit = self.shared.config.write_timeout;
+        if send_close(&mut self.socket, code, reason, limit)
+            .await
+            .is_err()
+        {
+            return;
         }
+        let _ = tokio::time::timeout(CLOSE_LINGER, async {
+            while let Some(Ok(m)) = self.socket.recv().await {
+                if matches!(m, WsMessage::Close(_)) {
+                    break;
+                }
+            }
+        })
+        .await;
     }
 
     async fn on_tick(&mut self, period: Duration) -> Result<(), End> {
@@ -317,22 +328,23 @@ impl Conn {
         self.heard_from = Instant::now();
         match incoming {
             None | Some(Ok(WsMessage::Close(_))) => Err(End::ClientClosed),
-            Some(Err(e)) => {
-                let text = e.to_string();
-                if text.contains("Space limit exceeded") {
-                    let error = WireError::new(
-                        ErrorCode::TooLarge,
-                        format!(
-                            "frame larger than {} bytes",
-                            self.shared.config.max_frame_bytes
-                        ),
-                    );
-                    self.shared.metrics.error(ErrorCode::TooLarge);
-                    let _ = self.write(ServerFrame::error(None, &error).to_json()).await;
-                    Err(End::TooBig)
-                } else {
-                    Err(End::Socket(text))
-                }
+            // Beyond the transport cap (twice the limit): the frame was not read, so no
+            // graceful refusal is possible.
+            Some(Err(e)) => Err(End::Socket(e.to_string())),
+            Some(Ok(m @ (WsMessage::Text(_) | WsMessage::Binary(_))))
+                if payload_len(&m) > self.shared.config.max_frame_bytes =>
+            {
+                let error = WireError::new(
+                    ErrorCode::TooLarge,
+                    format!(
+                        "frame larger than {} bytes",
+                        self.shared.config.max_frame_bytes
+                    ),
+                );
+                self.shared.metrics.error(ErrorCode::TooLarge);
+                self.write(ServerFrame::error(None, &error).to_json())
+                    .await?;
+                Err(End::TooBig)
             }
             Some(Ok(WsMessage::Ping(_) | WsMessage::Pong(_))) => Ok(()),
             Some(Ok(WsMessage::Binary(_))) => {
@@ -719,6 +731,14 @@ impl Conn {
             Ok(Err(e)) => Err(End::Socket(e.to_string())),
             Err(_) => Err(End::WriteTimeout),
         }
+    }
+}
+
+fn payload_len(m: &WsMessage) -> usize {
+    match m {
+        WsMessage::Text(t) => t.len(),
+        WsMessage::Binary(b) => b.len(),
+        _ => 0,
     }
 }
 

@@ -243,8 +243,10 @@ async fn ws_upgrade(
     let on_failure = shared.clone();
     ws.read_buffer_size(config.read_buffer_bytes)
         .write_buffer_size(8 * 1024)
-        .max_message_size(config.max_frame_bytes)
-        .max_frame_size(config.max_frame_bytes)
+        // The documented limit is enforced by the connection once a frame is read whole, so
+        // the refusal can be a clean close; the transport cap only stops abuse beyond it.
+        .max_message_size(config.max_frame_bytes.saturating_mul(2))
+        .max_frame_size(config.max_frame_bytes.saturating_mul(2))
         .on_failed_upgrade(move |_| on_failure.release_connection())
         .on_upgrade(move |socket| {
             let tasks = shared.tasks.clone();

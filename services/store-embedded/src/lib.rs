@@ -17,7 +17,11 @@
 mod record;
 mod writer;
 
-use std::{path::Path, sync::Arc, time::Duration};
+use std::{
+    path::Path,
+    sync::{Arc, RwLock},
+    time::Duration,
+};
 
 use async_trait::async_trait;
 use chorus_core::{
@@ -58,9 +62,11 @@ impl Default for EmbeddedConfig {
 }
 
 /// The redb-backed [`MessageStore`]. Cheap to share behind an `Arc`; owns one writer thread,
-/// which [`MessageStore::close`] stops after committing everything queued.
+/// which [`MessageStore::close`] stops after committing everything queued. Close also lets go
+/// of the database file (once in-flight reads finish), so the directory can be opened again.
 pub struct EmbeddedStore {
-    db: Arc<Database>,
+    /// `None` once closed.
+    db: RwLock<Option<Arc<Database>>>,
     jobs: mpsc::Sender<Job>,
     config: EmbeddedConfig,
 }
@@ -95,14 +101,23 @@ impl EmbeddedStore {
         let db = Arc::new(db);
         let (jobs, rx) = mpsc::channel(config.queue_depth);
         Writer::spawn(db.clone(), rx, config.max_batch)?;
-        Ok(EmbeddedStore { db, jobs, config })
+        Ok(EmbeddedStore {
+            db: RwLock::new(Some(db)),
+            jobs,
+            config,
+        })
     }
 
     async fn read_blocking<T: Send + 'static>(
         &self,
         f: impl FnOnce(&Database) -> Result<T, StoreError> + Send + 'static,
     ) -> Result<T, StoreError> {
-        let db = self.db.clone();
+        let db = self
+            .db
+            .read()
+            .expect("db lock is never held across a panic")
+            .clone()
+            .ok_or_else(|| StoreError::Unavailable("store is closed".into()))?;
         tokio::task::spawn_blocking(move || f(&db))
             .await
             .map_err(|e| StoreError::Unavailable(format!("read task failed: {e}")))?
@@ -220,10 +235,17 @@ impl MessageStore for EmbeddedStore {
 
     async fn close(&self) -> Result<(), StoreError> {
         let (reply, done) = oneshot::channel();
-        if self.jobs.send(Job::Close(reply)).await.is_err() {
-            return Ok(()); // already closed
-        }
-        done.await
-            .map_err(|_| StoreError::Unavailable("store writer stopped".into()))?
+        let result = if self.jobs.send(Job::Close(reply)).await.is_err() {
+            Ok(()) // already closed
+        } else {
+            done.await
+                .map_err(|_| StoreError::Unavailable("store writer stopped".into()))
+                .and_then(|r| r)
+        };
+        self.db
+            .write()
+            .expect("db lock is never held across a panic")
+            .take();
+        result
     }
 }

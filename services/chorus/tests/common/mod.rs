@@ -23,16 +23,18 @@ pub const WAIT: Duration = Duration::from_secs(10);
 pub struct Server {
     pub running: Option<Running>,
     pub auth: Authenticator,
+    pub addr: std::net::SocketAddr,
+    config: StandaloneConfig,
     _dir: tempfile::TempDir,
 }
 
 impl Server {
     pub fn ws_url(&self) -> String {
-        format!("ws://{}/v1/ws", self.running.as_ref().unwrap().addr)
+        format!("ws://{}/v1/ws", self.addr)
     }
 
     pub fn http_url(&self, path: &str) -> String {
-        format!("http://{}{path}", self.running.as_ref().unwrap().addr)
+        format!("http://{}{path}", self.addr)
     }
 
     pub fn token(&self, user: &str) -> String {
@@ -60,6 +62,28 @@ impl Server {
             running.stop().await.unwrap();
         }
     }
+
+    /// Starts again on the same data directory (a new port).
+    pub async fn restart(&mut self) {
+        self.stop().await;
+        let running = standalone::start(self.config.clone()).await.unwrap();
+        self.addr = running.addr;
+        self.running = Some(running);
+    }
+
+    pub fn handle(&self) -> chorus_gateway::GatewayHandle {
+        self.running.as_ref().unwrap().handle.clone()
+    }
+
+    /// The value of a counter or gauge on `/metrics` (0 if absent). Metrics are process-wide,
+    /// shared by every test in the binary: compare before and after, or assert a lower bound.
+    pub async fn metric(&self, line_prefix: &str) -> f64 {
+        let text = http_get(&self.http_url("/metrics")).await;
+        text.lines()
+            .filter_map(|l| l.strip_prefix(line_prefix)?.strip_prefix(' '))
+            .map(|v| v.trim().parse::<f64>().unwrap())
+            .sum()
+    }
 }
 
 pub async fn start() -> Server {
@@ -76,10 +100,12 @@ pub async fn start_with(gateway: GatewayConfig) -> Server {
         router: Default::default(),
         store: Default::default(),
     };
-    let running = standalone::start(config).await.unwrap();
+    let running = standalone::start(config.clone()).await.unwrap();
     Server {
+        addr: running.addr,
         running: Some(running),
         auth: Authenticator::new(SECRET.as_bytes()).unwrap(),
+        config,
         _dir: dir,
     }
 }
@@ -96,7 +122,7 @@ pub fn unthrottled() -> GatewayConfig {
 
 pub struct Client {
     pub ws: WebSocketStream<MaybeTlsStream<TcpStream>>,
-    next_id: u64,
+    pub next_id: u64,
 }
 
 pub enum Event {
@@ -257,4 +283,52 @@ impl Client {
 
 pub fn seqs(frames: &[Value]) -> Vec<u64> {
     frames.iter().map(|f| f["seq"].as_u64().unwrap()).collect()
+}
+
+/// A minimal HTTP/1.1 GET returning the body of a 200 answer.
+pub async fn http_get(url: &str) -> String {
+    let (status, body) = http_get_status(url).await;
+    assert_eq!(status, 200, "{url}: {body}");
+    body
+}
+
+pub async fn http_get_status(url: &str) -> (u16, String) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let rest = url.strip_prefix("http://").unwrap();
+    let (host, path) = rest
+        .split_once('/')
+        .map(|(h, p)| (h, format!("/{p}")))
+        .unwrap();
+    let mut s = tokio::net::TcpStream::connect(host).await.unwrap();
+    s.write_all(
+        format!("GET {path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n").as_bytes(),
+    )
+    .await
+    .unwrap();
+    let mut out = String::new();
+    s.read_to_string(&mut out).await.unwrap();
+    let (head, body) = out.split_once("\r\n\r\n").unwrap();
+    let status = head.split(' ').nth(1).unwrap().parse().unwrap();
+    let body = if head
+        .to_ascii_lowercase()
+        .contains("transfer-encoding: chunked")
+    {
+        dechunk(body)
+    } else {
+        body.to_owned()
+    };
+    (status, body)
+}
+
+fn dechunk(mut body: &str) -> String {
+    let mut out = String::new();
+    loop {
+        let (len, rest) = body.split_once("\r\n").unwrap();
+        let len = usize::from_str_radix(len.trim(), 16).unwrap();
+        if len == 0 {
+            return out;
+        }
+        out.push_str(&rest[..len]);
+        body = &rest[len + 2..];
+    }
 }
