@@ -220,8 +220,10 @@ async fn send_rate_is_limited_with_retry_after_and_nothing_is_lost() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn authentication_refusals_close_with_4001() {
-    let mut config = GatewayConfig::default();
-    config.auth_timeout = Duration::from_millis(300);
+    let config = GatewayConfig {
+        auth_timeout: Duration::from_millis(300),
+        ..GatewayConfig::default()
+    };
     let server = start_with(config).await;
     let url = server.ws_url();
 

@@ -145,10 +145,10 @@ impl Hub {
             .rooms
             .lock()
             .expect("hub registry lock is never held across a panic");
-        if let Some(h) = rooms.get(room) {
-            if !h.cmds.is_closed() {
-                return h.clone();
-            }
+        if let Some(h) = rooms.get(room)
+            && !h.cmds.is_closed()
+        {
+            return h.clone();
         }
         let generation = self.inner.next_generation.fetch_add(1, Ordering::Relaxed);
         let (tx, rx) = mpsc::channel(256);

@@ -134,10 +134,10 @@ impl Router {
             .rooms
             .lock()
             .expect("room registry lock is never held across a panic");
-        if let Some(h) = rooms.get(room) {
-            if !h.jobs.is_closed() {
-                return h.clone();
-            }
+        if let Some(h) = rooms.get(room)
+            && !h.jobs.is_closed()
+        {
+            return h.clone();
         }
         let generation = self.shared.next_generation.fetch_add(1, Ordering::Relaxed);
         let (tx, rx) = mpsc::channel(self.shared.config.room_queue.max(1));

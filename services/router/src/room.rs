@@ -57,10 +57,10 @@ impl RecentSends {
         if self.cap == 0 {
             return;
         }
-        if self.order.len() == self.cap {
-            if let Some(old) = self.order.pop_front() {
-                self.map.remove(&old);
-            }
+        if self.order.len() == self.cap
+            && let Some(old) = self.order.pop_front()
+        {
+            self.map.remove(&old);
         }
         self.order.push_back(key.clone());
         self.map.insert(key, ack);

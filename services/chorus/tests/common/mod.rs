@@ -242,13 +242,12 @@ impl Client {
 
     pub async fn send(&mut self, room: &str, cmid: &str, body: &str) -> Value {
         let mut skipped = Vec::new();
-        let f = self
-            .request(
-                json!({"type":"send","room":room,"client_msg_id":cmid,"body":body}),
-                &mut skipped,
-            )
-            .await;
-        f
+
+        self.request(
+            json!({"type":"send","room":room,"client_msg_id":cmid,"body":body}),
+            &mut skipped,
+        )
+        .await
     }
 
     /// Collects `msg` frames until `n` arrived.
