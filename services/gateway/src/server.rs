@@ -15,6 +15,7 @@ use axum::{
     http::{HeaderMap, StatusCode, header},
     response::{IntoResponse, Response},
     routing::get,
+    serve::ListenerExt,
 };
 use chorus_core::{
     bus::DeliveryBus,
@@ -153,6 +154,13 @@ impl Gateway {
     pub async fn serve(self, listener: TcpListener, extra: Router) -> std::io::Result<()> {
         let app = self.routes().merge(extra);
         let token = self.shared.shutdown.clone();
+        // Frames are already batched per flush; Nagle would only add delay (and with delayed
+        // ACKs, tens of milliseconds per round trip).
+        let listener = listener.tap_io(|tcp| {
+            if let Err(e) = tcp.set_nodelay(true) {
+                tracing::debug!(error = %e, "could not set TCP_NODELAY");
+            }
+        });
         axum::serve(
             listener,
             app.into_make_service_with_connect_info::<SocketAddr>(),
