@@ -6,6 +6,7 @@
 //! standalone wiring's delivery bus. Backends live in their own crates and prove themselves
 //! against the suites in `conformance` (feature `conformance`).
 
+pub mod actors;
 pub mod bus;
 pub mod ids;
 pub mod message;

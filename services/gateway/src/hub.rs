@@ -20,18 +20,12 @@
 //! its last subscriber leaves or it fails. Shutdown reaches the tasks through their
 //! subscribers: when every connection has detached, every task has stopped.
 
-use std::{
-    collections::{HashMap, VecDeque},
-    sync::{
-        Arc, Mutex,
-        atomic::{AtomicU64, Ordering},
-    },
-    time::Duration,
-};
+use std::{collections::VecDeque, sync::Arc, time::Duration};
 
 use axum::extract::ws::Utf8Bytes;
 use chorus_core::{
     Message, RoomId, UserId,
+    actors::ActorRegistry,
     bus::{BusEvent, DeliveryBus, Subscription},
     protocol::{RequestId, ServerFrame},
     router::{HistoryAnchor, HistoryRequest, JoinRequest, RouterClient, RouterError},
@@ -76,33 +70,14 @@ enum Cmd {
     },
 }
 
-#[derive(Clone)]
-struct RoomHandle {
-    generation: u64,
-    cmds: mpsc::Sender<Cmd>,
-}
-
 struct HubInner {
     router: Arc<dyn RouterClient>,
     bus: Arc<dyn DeliveryBus>,
-    rooms: Mutex<HashMap<RoomId, RoomHandle>>,
-    next_generation: AtomicU64,
+    rooms: ActorRegistry<RoomId, Cmd>,
     ring: usize,
     metrics: GatewayMetrics,
     /// The identity the hub uses for its own reads (head and backfill).
     system_user: UserId,
-}
-
-impl HubInner {
-    fn forget(&self, room: &RoomId, generation: u64) {
-        let mut rooms = self
-            .rooms
-            .lock()
-            .expect("hub registry lock is never held across a panic");
-        if rooms.get(room).is_some_and(|h| h.generation == generation) {
-            rooms.remove(room);
-        }
-    }
 }
 
 /// Cheap to clone; shared by every connection of the gateway.
@@ -130,8 +105,7 @@ impl Hub {
             inner: Arc::new(HubInner {
                 router,
                 bus,
-                rooms: Mutex::default(),
-                next_generation: AtomicU64::new(1),
+                rooms: ActorRegistry::default(),
                 ring,
                 metrics,
                 system_user: UserId::new("chorus-gateway").expect("a valid constant user id"),
@@ -139,36 +113,21 @@ impl Hub {
         }
     }
 
-    fn room(&self, room: &RoomId) -> RoomHandle {
-        let mut rooms = self
-            .inner
-            .rooms
-            .lock()
-            .expect("hub registry lock is never held across a panic");
-        if let Some(h) = rooms.get(room)
-            && !h.cmds.is_closed()
-        {
-            return h.clone();
-        }
-        let generation = self.inner.next_generation.fetch_add(1, Ordering::Relaxed);
-        let (tx, rx) = mpsc::channel(256);
-        let handle = RoomHandle {
-            generation,
-            cmds: tx,
-        };
-        rooms.insert(room.clone(), handle.clone());
-        let task = RoomTask {
-            room: room.clone(),
-            generation,
-            hub: self.inner.clone(),
-            cmds: rx,
-            subs: Vec::new(),
-            head: 0,
-            ring: VecDeque::new(),
-        };
-        self.inner.metrics.hub_rooms.increment(1.0);
-        tokio::spawn(task.run());
-        handle
+    fn start_room(&self, room: &RoomId) -> chorus_core::actors::ActorHandle<Cmd> {
+        let inner = &self.inner;
+        inner.rooms.get_or_start(room, 256, |generation, cmds| {
+            let task = RoomTask {
+                room: room.clone(),
+                generation,
+                hub: inner.clone(),
+                cmds,
+                subs: Vec::new(),
+                head: 0,
+                ring: VecDeque::new(),
+            };
+            inner.metrics.hub_rooms.increment(1.0);
+            tokio::spawn(task.run());
+        })
     }
 
     /// Subscribes `outbox` to `room` after `cursor` (see [`Attach`]). With `cursor = None` the
@@ -183,7 +142,7 @@ impl Hub {
     ) -> Result<Attach, RouterError> {
         // A room task that is stopping drops queued attaches; the next attempt starts a new one.
         for _ in 0..3 {
-            let handle = self.room(room);
+            let handle = self.start_room(room);
             let (reply, answer) = oneshot::channel();
             let cmd = Cmd::Attach {
                 conn_id,
@@ -192,8 +151,8 @@ impl Hub {
                 join_id: join_id.clone(),
                 reply,
             };
-            if handle.cmds.send(cmd).await.is_err() {
-                self.inner.forget(room, handle.generation);
+            if handle.commands.send(cmd).await.is_err() {
+                self.inner.rooms.forget(room, handle.generation);
                 continue;
             }
             if let Ok(result) = answer.await {
@@ -208,13 +167,7 @@ impl Hub {
     /// Unsubscribes and waits until no further frame of `room` will be queued for this
     /// connection; `left` is queued after the last one.
     pub async fn detach(&self, room: &RoomId, conn_id: u64, outbox: &Outbox, left: Utf8Bytes) {
-        let handle = self
-            .inner
-            .rooms
-            .lock()
-            .expect("hub registry lock is never held across a panic")
-            .get(room)
-            .cloned();
+        let handle = self.inner.rooms.get(room);
         if let Some(handle) = handle {
             let (done, finished) = oneshot::channel();
             let cmd = Cmd::Detach {
@@ -222,7 +175,7 @@ impl Hub {
                 left: Some(left.clone()),
                 done: Some(done),
             };
-            if handle.cmds.send(cmd).await.is_ok() && finished.await.is_ok() {
+            if handle.commands.send(cmd).await.is_ok() && finished.await.is_ok() {
                 return;
             }
         }
@@ -232,21 +185,15 @@ impl Hub {
 
     /// Unsubscribes without waiting (the connection is ending).
     pub fn detach_now(&self, room: &RoomId, conn_id: u64) {
-        let handle = self
-            .inner
-            .rooms
-            .lock()
-            .expect("hub registry lock is never held across a panic")
-            .get(room)
-            .cloned();
+        let handle = self.inner.rooms.get(room);
         if let Some(handle) = handle {
             let cmd = Cmd::Detach {
                 conn_id,
                 left: None,
                 done: None,
             };
-            if let Err(mpsc::error::TrySendError::Full(cmd)) = handle.cmds.try_send(cmd) {
-                tokio::spawn(async move { handle.cmds.send(cmd).await });
+            if let Err(mpsc::error::TrySendError::Full(cmd)) = handle.commands.try_send(cmd) {
+                tokio::spawn(async move { handle.commands.send(cmd).await });
             }
         }
     }
@@ -288,7 +235,7 @@ impl RoomTask {
                 }
             }
         }
-        self.hub.forget(&self.room, self.generation);
+        self.hub.rooms.forget(&self.room, self.generation);
         self.hub.metrics.hub_rooms.decrement(1.0);
         // Queued commands are dropped unanswered: an attach retries with a new task, a detach
         // queues its own `left` (this task holds no subscriber any more).

@@ -11,18 +11,12 @@
 
 mod room;
 
-use std::{
-    collections::HashMap,
-    sync::{
-        Arc, Mutex,
-        atomic::{AtomicU64, Ordering},
-    },
-    time::Duration,
-};
+use std::{sync::Arc, time::Duration};
 
 use async_trait::async_trait;
 use chorus_core::{
     RoomId,
+    actors::{ActorHandle, ActorRegistry},
     bus::DeliveryBus,
     protocol::MAX_HISTORY_LIMIT,
     router::{
@@ -63,38 +57,17 @@ impl Default for RouterConfig {
     }
 }
 
-/// Handle to a running room actor.
-#[derive(Clone)]
-struct RoomHandle {
-    generation: u64,
-    jobs: mpsc::Sender<SendJob>,
-}
-
 /// State shared by the router and its room actors.
 ///
-/// `rooms` is the registry of running actors: the router inserts (under the lock) when it
-/// starts one; an actor removes its own entry (checking `generation`) when it goes idle or the
-/// router shuts down. Shutdown closes every actor's queue; each actor finishes what was queued.
+/// `rooms` holds the running actors: the router starts one per room on demand; an actor
+/// removes its own entry when it goes idle or its queue closes. Shutdown clears the registry,
+/// which closes every actor's queue; each actor finishes what was queued and stops.
 pub(crate) struct Shared {
     pub(crate) store: Arc<dyn MessageStore>,
     pub(crate) bus: Arc<dyn DeliveryBus>,
     pub(crate) config: RouterConfig,
-    rooms: Mutex<HashMap<RoomId, RoomHandle>>,
-    next_generation: AtomicU64,
+    pub(crate) rooms: ActorRegistry<RoomId, SendJob>,
     tasks: TaskTracker,
-}
-
-impl Shared {
-    /// Removes `room` from the registry if the entry is still the actor of `generation`.
-    pub(crate) fn forget(&self, room: &RoomId, generation: u64) {
-        let mut rooms = self
-            .rooms
-            .lock()
-            .expect("room registry lock is never held across a panic");
-        if rooms.get(room).is_some_and(|h| h.generation == generation) {
-            rooms.remove(room);
-        }
-    }
 }
 
 /// The in-process router. Clone-free: share it behind an `Arc`.
@@ -121,43 +94,25 @@ impl Router {
                 store,
                 bus,
                 config,
-                rooms: Mutex::default(),
-                next_generation: AtomicU64::new(1),
+                rooms: ActorRegistry::default(),
                 tasks: TaskTracker::new(),
             }),
         }
     }
 
-    fn room(&self, room: &RoomId) -> RoomHandle {
-        let mut rooms = self
-            .shared
+    fn room(&self, room: &RoomId) -> ActorHandle<SendJob> {
+        let shared = &self.shared;
+        shared
             .rooms
-            .lock()
-            .expect("room registry lock is never held across a panic");
-        if let Some(h) = rooms.get(room)
-            && !h.jobs.is_closed()
-        {
-            return h.clone();
-        }
-        let generation = self.shared.next_generation.fetch_add(1, Ordering::Relaxed);
-        let (tx, rx) = mpsc::channel(self.shared.config.room_queue.max(1));
-        let handle = RoomHandle {
-            generation,
-            jobs: tx,
-        };
-        rooms.insert(room.clone(), handle.clone());
-        let actor = RoomActor::new(room.clone(), generation, self.shared.clone(), rx);
-        self.shared.tasks.spawn(actor.run());
-        handle
+            .get_or_start(room, shared.config.room_queue, |generation, rx| {
+                let actor = RoomActor::new(room.clone(), generation, shared.clone(), rx);
+                shared.tasks.spawn(actor.run());
+            })
     }
 
     /// Stops taking sends, lets every room finish what is queued, then closes the store.
     pub async fn shutdown(&self) -> Result<(), RouterError> {
-        self.shared
-            .rooms
-            .lock()
-            .expect("room registry lock is never held across a panic")
-            .clear();
+        self.shared.rooms.clear();
         self.shared.tasks.close();
         self.shared.tasks.wait().await;
         self.shared.store.close().await?;
@@ -183,7 +138,7 @@ impl RouterClient for Router {
         for _ in 0..2 {
             let handle = self.room(&req.room);
             let (reply, answer) = oneshot::channel();
-            match handle.jobs.try_send(SendJob { req, reply }) {
+            match handle.commands.try_send(SendJob { req, reply }) {
                 Ok(()) => {}
                 Err(mpsc::error::TrySendError::Full(_)) => {
                     metrics::counter!("chorus_router_room_overloaded_total").increment(1);
@@ -193,7 +148,7 @@ impl RouterClient for Router {
                     )));
                 }
                 Err(mpsc::error::TrySendError::Closed(job)) => {
-                    self.shared.forget(&job.req.room, handle.generation);
+                    self.shared.rooms.forget(&job.req.room, handle.generation);
                     req = job.req;
                     continue;
                 }

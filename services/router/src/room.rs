@@ -116,7 +116,7 @@ impl RoomActor {
                 Err(_) => {
                     // Idle: leave the registry first so new sends start a fresh actor, then
                     // serve whatever was queued before the close.
-                    self.shared.forget(&self.room, self.generation);
+                    self.shared.rooms.forget(&self.room, self.generation);
                     self.jobs.close();
                     while self.jobs.recv_many(&mut batch, max_batch).await > 0 {
                         self.process(&mut batch).await;
@@ -125,7 +125,7 @@ impl RoomActor {
                 }
             }
         }
-        self.shared.forget(&self.room, self.generation);
+        self.shared.rooms.forget(&self.room, self.generation);
     }
 
     async fn load_head(&mut self) -> Result<Head, RouterError> {
