@@ -62,6 +62,7 @@ pub async fn start(config: StandaloneConfig) -> anyhow::Result<Running> {
         Some(install_prometheus()),
     );
     let handle = gateway.handle();
+    tracing::info!(%addr, data_dir = %config.data_dir.display(), "standalone serving");
     let done = tokio::spawn(async move {
         gateway
             .serve(listener, axum::Router::new())
