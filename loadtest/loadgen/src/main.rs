@@ -1,1 +1,106 @@
-fn main() {}
+//! `chorus-loadgen`: load for the Chorus benchmarks (scripts/bench.sh).
+//!
+//! Modes:
+//! - `idle`: hold N joined connections open until stdin closes (memory per idle connection);
+//! - `fanout`: one sender, S subscribers in one room; throughput, order and send→deliver latency.
+//!
+//! Tokens are minted locally with the server's HS256 secret. Results are `key=value` lines on
+//! stdout; progress and problems go to stderr; the exit status is non-zero when anything was
+//! lost, duplicated, reordered or refused.
+
+mod conn;
+mod fanout;
+mod idle;
+mod proto;
+mod stats;
+
+use std::{process::ExitCode, sync::Arc, time::Duration};
+
+use anyhow::bail;
+use clap::{Parser, Subcommand};
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "chorus-loadgen",
+    version,
+    about = "Load generator for Chorus benchmarks"
+)]
+struct Cli {
+    /// WebSocket endpoint of the server.
+    #[arg(long, global = true, default_value = "ws://127.0.0.1:8080/v1/ws")]
+    url: String,
+    /// The server's HS256 JWT secret (tokens are minted locally).
+    #[arg(long, global = true, env = "CHORUS_JWT_SECRET", hide_env_values = true)]
+    secret: Option<String>,
+    /// Connections being opened at once.
+    #[arg(long, global = true, default_value_t = 200)]
+    concurrency: usize,
+    /// Attempts per connection on transient errors (refused, reset, timeout, HTTP 503).
+    #[arg(long, global = true, default_value_t = 8)]
+    connect_attempts: u32,
+    /// Limit for one connection attempt (connect, upgrade, ready, join, joined), in seconds.
+    #[arg(long, global = true, default_value_t = 30)]
+    connect_timeout_secs: u64,
+    /// Prefix of the user ids the load generator connects as.
+    #[arg(long, global = true, default_value = "lg")]
+    user_prefix: String,
+    #[command(subcommand)]
+    mode: Mode,
+}
+
+#[derive(Debug, Subcommand)]
+enum Mode {
+    /// Open N connections joined to a room and hold them until stdin closes.
+    Idle(idle::IdleArgs),
+    /// One sender and S subscribers in a room: deliveries, order, throughput and latency.
+    Fanout(fanout::FanoutArgs),
+}
+
+#[tokio::main(flavor = "multi_thread")]
+async fn main() -> ExitCode {
+    match run(Cli::parse()).await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("chorus-loadgen: error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(cli: Cli) -> anyhow::Result<()> {
+    let Some(secret) = cli.secret else {
+        bail!("no secret: pass --secret or set CHORUS_JWT_SECRET");
+    };
+    if secret.len() < 32 {
+        bail!(
+            "the secret must be at least 32 bytes, like the server's (got {})",
+            secret.len()
+        );
+    }
+    // Longest generated id is "<prefix>-idle-<n>" / "<prefix>-sub-<n>": keep them valid.
+    let longest = format!("{}-idle-{}", cli.user_prefix, usize::MAX);
+    if !proto::valid_user(&cli.user_prefix) || longest.len() > 64 {
+        bail!("--user-prefix must be a short user id of [A-Za-z0-9_.@-] (at most 33 characters)");
+    }
+    let target = Arc::new(conn::Target {
+        url: cli.url,
+        key: jsonwebtoken::EncodingKey::from_secret(secret.as_bytes()),
+        concurrency: cli.concurrency,
+        attempts: cli.connect_attempts,
+        attempt_timeout: Duration::from_secs(cli.connect_timeout_secs.max(1)),
+        token_ttl_secs: 24 * 3600,
+    });
+    match cli.mode {
+        Mode::Idle(args) => idle::run(target, args, &cli.user_prefix).await,
+        Mode::Fanout(args) => fanout::run(target, args, &cli.user_prefix).await,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn the_command_line_is_well_formed() {
+        use clap::CommandFactory;
+        super::Cli::command().debug_assert();
+    }
+}
