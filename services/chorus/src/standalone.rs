@@ -10,7 +10,10 @@ use chorus_gateway::{
 };
 use chorus_router::{Router, RouterConfig};
 use chorus_store_embedded::{EmbeddedConfig, EmbeddedStore};
-use tokio::{net::TcpListener, task::JoinHandle};
+use tokio::{
+    net::{TcpListener, TcpSocket},
+    task::JoinHandle,
+};
 
 #[derive(Debug, Clone)]
 pub struct StandaloneConfig {
@@ -50,9 +53,7 @@ pub async fn start(config: StandaloneConfig) -> anyhow::Result<Running> {
         bus.clone(),
         config.router.clone(),
     ));
-    let listener = TcpListener::bind(config.listen)
-        .await
-        .with_context(|| format!("binding {}", config.listen))?;
+    let listener = bind(config.listen).with_context(|| format!("binding {}", config.listen))?;
     let addr = listener.local_addr()?;
     let gateway = Gateway::new(
         router.clone(),
@@ -73,6 +74,21 @@ pub async fn start(config: StandaloneConfig) -> anyhow::Result<Running> {
         Ok(())
     });
     Ok(Running { addr, handle, done })
+}
+
+/// Connections waiting to be accepted. Tokio's default (128) drops SYNs when clients reconnect
+/// in a burst (after a restart, say), which costs each dropped client a 1 s retransmit.
+const LISTEN_BACKLOG: u32 = 4096;
+
+fn bind(addr: SocketAddr) -> std::io::Result<TcpListener> {
+    let socket = if addr.is_ipv4() {
+        TcpSocket::new_v4()?
+    } else {
+        TcpSocket::new_v6()?
+    };
+    socket.set_reuseaddr(true)?;
+    socket.bind(addr)?;
+    socket.listen(LISTEN_BACKLOG)
 }
 
 /// Loads the dev-mode secret from `data_dir`, or makes and saves one.

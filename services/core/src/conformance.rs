@@ -136,6 +136,7 @@ macro_rules! router_conformance_suite {
                 $make,
                 [
                     concurrent_senders_get_gapless_seqs_from_one,
+                    send_batch_keeps_each_rooms_order,
                     resend_with_same_client_msg_id_is_idempotent,
                     client_msg_ids_are_scoped_per_user,
                     acks_come_after_delivery_order_is_fixed,

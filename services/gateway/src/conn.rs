@@ -749,40 +749,57 @@ fn closed_end(c: Closed) -> End {
     }
 }
 
-/// Starts the task that forwards this connection's sends to the router one at a time, in the
-/// order the client sent them, and queues each ack or error.
+/// Starts the task that forwards this connection's sends to the router in the order the
+/// client sent them, and queues each ack or error. Sends that queue up while a batch is with
+/// the router go together in the next [`RouterClient::send_batch`], so a client that does not
+/// wait for acks is pipelined without ever being reordered.
+///
+/// [`RouterClient::send_batch`]: chorus_core::router::RouterClient::send_batch
 fn spawn_sender(shared: Arc<Shared>, outbox: Arc<Outbox>) -> mpsc::Sender<SendJob> {
-    let (tx, mut rx) = mpsc::channel::<SendJob>(shared.config.max_in_flight.max(1));
+    let max = shared.config.max_in_flight.max(1);
+    let (tx, mut rx) = mpsc::channel::<SendJob>(max);
     tokio::spawn(async move {
-        while let Some(job) = rx.recv().await {
-            let room = job.req.room.clone();
-            let client_msg_id = job.req.client_msg_id.clone();
-            let result = shared.router.send(job.req).await;
-            let frame = match result {
-                Ok(ack) => {
-                    shared
-                        .metrics
-                        .send_seconds
-                        .record(job.started.elapsed().as_secs_f64());
-                    ServerFrame::Ack {
-                        id: job.id.as_ref(),
-                        room: &room,
-                        client_msg_id: client_msg_id.as_deref(),
-                        seq: ack.seq,
-                        ts: ack.ts,
-                        duplicate: ack.duplicate,
+        let mut jobs = Vec::new();
+        while rx.recv_many(&mut jobs, max).await > 0 {
+            let mut meta = Vec::with_capacity(jobs.len());
+            let mut reqs = Vec::with_capacity(jobs.len());
+            for job in jobs.drain(..) {
+                meta.push((
+                    job.id,
+                    job.req.room.clone(),
+                    job.req.client_msg_id.clone(),
+                    job.started,
+                ));
+                reqs.push(job.req);
+            }
+            let results = shared.router.send_batch(reqs).await;
+            for ((id, room, client_msg_id, started), result) in meta.into_iter().zip(results) {
+                let frame = match result {
+                    Ok(ack) => {
+                        shared
+                            .metrics
+                            .send_seconds
+                            .record(started.elapsed().as_secs_f64());
+                        ServerFrame::Ack {
+                            id: id.as_ref(),
+                            room: &room,
+                            client_msg_id: client_msg_id.as_deref(),
+                            seq: ack.seq,
+                            ts: ack.ts,
+                            duplicate: ack.duplicate,
+                        }
+                        .to_json()
                     }
-                    .to_json()
+                    Err(e) => {
+                        let e = WireError::from(&e).in_room(&room);
+                        shared.metrics.error(e.code);
+                        ServerFrame::error(id.as_ref(), &e).to_json()
+                    }
+                };
+                outbox.end_request();
+                if !outbox.push(frame.into()) {
+                    return;
                 }
-                Err(e) => {
-                    let e = WireError::from(&e).in_room(&room);
-                    shared.metrics.error(e.code);
-                    ServerFrame::error(job.id.as_ref(), &e).to_json()
-                }
-            };
-            outbox.end_request();
-            if !outbox.push(frame.into()) {
-                break;
             }
         }
     });

@@ -25,7 +25,7 @@ use std::{collections::VecDeque, sync::Arc, time::Duration};
 use axum::extract::ws::Utf8Bytes;
 use chorus_core::{
     Message, RoomId, UserId,
-    actors::ActorRegistry,
+    actors::{ActorRegistry, FinishGuard, Finished},
     bus::{BusEvent, DeliveryBus, Subscription},
     protocol::{RequestId, ServerFrame},
     router::{HistoryAnchor, HistoryRequest, JoinRequest, RouterClient, RouterError},
@@ -115,12 +115,14 @@ impl Hub {
 
     fn start_room(&self, room: &RoomId) -> chorus_core::actors::ActorHandle<Cmd> {
         let inner = &self.inner;
-        inner.rooms.get_or_start(room, 256, |generation, cmds| {
+        inner.rooms.get_or_start(room, 256, |start| {
             let task = RoomTask {
                 room: room.clone(),
-                generation,
+                generation: start.generation,
                 hub: inner.clone(),
-                cmds,
+                cmds: start.commands,
+                predecessor: start.predecessor,
+                _guard: start.guard,
                 subs: Vec::new(),
                 head: 0,
                 ring: VecDeque::new(),
@@ -211,6 +213,8 @@ struct RoomTask {
     generation: u64,
     hub: Arc<HubInner>,
     cmds: mpsc::Receiver<Cmd>,
+    predecessor: Option<Finished>,
+    _guard: FinishGuard,
     subs: Vec<Sub>,
     /// Every seq up to here has been fanned out (or was before this task started).
     head: u64,
@@ -223,6 +227,9 @@ struct Stop;
 
 impl RoomTask {
     async fn run(mut self) {
+        if let Some(predecessor) = self.predecessor.take() {
+            predecessor.wait().await;
+        }
         match self.start().await {
             Ok(mut sub) => while self.step(&mut sub).await.is_ok() {},
             Err(e) => {

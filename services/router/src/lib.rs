@@ -104,8 +104,8 @@ impl Router {
         let shared = &self.shared;
         shared
             .rooms
-            .get_or_start(room, shared.config.room_queue, |generation, rx| {
-                let actor = RoomActor::new(room.clone(), generation, shared.clone(), rx);
+            .get_or_start(room, shared.config.room_queue, |start| {
+                let actor = RoomActor::new(room.clone(), shared.clone(), start);
                 shared.tasks.spawn(actor.run());
             })
     }
@@ -117,6 +117,35 @@ impl Router {
         self.shared.tasks.wait().await;
         self.shared.store.close().await?;
         Ok(())
+    }
+
+    /// Queues one room's group of sends with its actor.
+    fn enqueue(
+        &self,
+        room: &RoomId,
+        reqs: Vec<SendRequest>,
+    ) -> Result<oneshot::Receiver<Vec<Result<SendAck, RouterError>>>, RouterError> {
+        let mut reqs = reqs;
+        // Two attempts: the first may hit an actor that is just stopping for idleness.
+        for _ in 0..2 {
+            let handle = self.room(room);
+            let (reply, answer) = oneshot::channel();
+            match handle.commands.try_send(SendJob { reqs, reply }) {
+                Ok(()) => return Ok(answer),
+                Err(mpsc::error::TrySendError::Full(_)) => {
+                    metrics::counter!("chorus_router_room_overloaded_total").increment(1);
+                    return Err(RouterError::Overloaded(format!(
+                        "more than {} sends queued",
+                        self.shared.config.room_queue
+                    )));
+                }
+                Err(mpsc::error::TrySendError::Closed(job)) => {
+                    self.shared.rooms.forget(room, handle.generation);
+                    reqs = job.reqs;
+                }
+            }
+        }
+        Err(RouterError::Unavailable("room is restarting".into()))
     }
 
     fn check_limit(limit: u32) -> Result<usize, RouterError> {
@@ -132,34 +161,51 @@ impl Router {
 #[async_trait]
 impl RouterClient for Router {
     async fn send(&self, req: SendRequest) -> Result<SendAck, RouterError> {
+        let mut results = self.send_batch(vec![req]).await;
+        results
+            .pop()
+            .unwrap_or_else(|| Err(RouterError::Internal("empty batch reply".into())))
+    }
+
+    async fn send_batch(&self, reqs: Vec<SendRequest>) -> Vec<Result<SendAck, RouterError>> {
         let deadline = tokio::time::Instant::now() + self.shared.config.send_timeout;
-        let mut req = req;
-        // Two attempts: the first may hit an actor that is just stopping for idleness.
-        for _ in 0..2 {
-            let handle = self.room(&req.room);
-            let (reply, answer) = oneshot::channel();
-            match handle.commands.try_send(SendJob { req, reply }) {
-                Ok(()) => {}
-                Err(mpsc::error::TrySendError::Full(_)) => {
-                    metrics::counter!("chorus_router_room_overloaded_total").increment(1);
-                    return Err(RouterError::Overloaded(format!(
-                        "more than {} sends queued",
-                        self.shared.config.room_queue
-                    )));
+        // One job per room, requests in their order; remember where each result goes.
+        let mut groups: Vec<(RoomId, Vec<SendRequest>, Vec<usize>)> = Vec::new();
+        let total = reqs.len();
+        for (i, req) in reqs.into_iter().enumerate() {
+            match groups.iter_mut().find(|(room, ..)| *room == req.room) {
+                Some((_, group, slots)) => {
+                    group.push(req);
+                    slots.push(i);
                 }
-                Err(mpsc::error::TrySendError::Closed(job)) => {
-                    self.shared.rooms.forget(&job.req.room, handle.generation);
-                    req = job.req;
-                    continue;
-                }
+                None => groups.push((req.room.clone(), vec![req], vec![i])),
             }
-            return match tokio::time::timeout_at(deadline, answer).await {
-                Ok(Ok(result)) => result,
-                Ok(Err(_)) => Err(RouterError::Unavailable("room stopped".into())),
-                Err(_) => Err(RouterError::Timeout),
-            };
         }
-        Err(RouterError::Unavailable("room is restarting".into()))
+        let mut pending = Vec::with_capacity(groups.len());
+        for (room, group, slots) in groups {
+            pending.push((self.enqueue(&room, group), slots));
+        }
+        let mut results: Vec<Option<Result<SendAck, RouterError>>> =
+            (0..total).map(|_| None).collect();
+        for (queued, slots) in pending {
+            let answers = match queued {
+                Ok(answer) => match tokio::time::timeout_at(deadline, answer).await {
+                    Ok(Ok(answers)) => answers,
+                    Ok(Err(_)) => {
+                        vec![Err(RouterError::Unavailable("room stopped".into())); slots.len()]
+                    }
+                    Err(_) => vec![Err(RouterError::Timeout); slots.len()],
+                },
+                Err(e) => vec![Err(e); slots.len()],
+            };
+            for (slot, answer) in slots.into_iter().zip(answers) {
+                results[slot] = Some(answer);
+            }
+        }
+        results
+            .into_iter()
+            .map(|r| r.unwrap_or_else(|| Err(RouterError::Internal("send lost its reply".into()))))
+            .collect()
     }
 
     async fn join(&self, req: JoinRequest) -> Result<JoinReply, RouterError> {

@@ -11,6 +11,7 @@ use std::{
     time::Instant,
 };
 
+use chorus_core::actors::{ActorStart, FinishGuard, Finished};
 use chorus_core::{
     Message, RoomId, UserId,
     bus::Delivery,
@@ -21,9 +22,10 @@ use tokio::sync::{mpsc, oneshot};
 
 use crate::Shared;
 
+/// One connection's sends to this room, sequenced together in order and sharing one fate.
 pub(crate) struct SendJob {
-    pub(crate) req: SendRequest,
-    pub(crate) reply: oneshot::Sender<Result<SendAck, RouterError>>,
+    pub(crate) reqs: Vec<SendRequest>,
+    pub(crate) reply: oneshot::Sender<Vec<Result<SendAck, RouterError>>>,
 }
 
 /// The room's position: the last durable seq and its timestamp.
@@ -67,15 +69,14 @@ impl RecentSends {
     }
 }
 
-/// What each job of a batch gets once the append is decided.
+/// What each request of a batch gets once the append is decided.
 enum Outcome {
-    /// The job's message is at this index of the append.
+    /// The request's message is at this index of the append.
     New(usize),
     /// Same key as the message at this index of the same append.
     SameAs(usize),
     /// Already durable before this batch.
     Known(SendAck),
-    Failed(RouterError),
 }
 
 pub(crate) struct RoomActor {
@@ -83,29 +84,32 @@ pub(crate) struct RoomActor {
     generation: u64,
     shared: Arc<Shared>,
     jobs: mpsc::Receiver<SendJob>,
+    predecessor: Option<Finished>,
+    _guard: FinishGuard,
     head: Option<Head>,
     recent: RecentSends,
 }
 
 impl RoomActor {
-    pub(crate) fn new(
-        room: RoomId,
-        generation: u64,
-        shared: Arc<Shared>,
-        jobs: mpsc::Receiver<SendJob>,
-    ) -> Self {
+    pub(crate) fn new(room: RoomId, shared: Arc<Shared>, start: ActorStart<SendJob>) -> Self {
         let recent = RecentSends::new(shared.config.dedupe_cache);
         RoomActor {
             room,
-            generation,
+            generation: start.generation,
             shared,
-            jobs,
+            jobs: start.commands,
+            predecessor: start.predecessor,
+            _guard: start.guard,
             head: None,
             recent,
         }
     }
 
     pub(crate) async fn run(mut self) {
+        // A predecessor that went idle may still be writing what it had queued.
+        if let Some(predecessor) = self.predecessor.take() {
+            predecessor.wait().await;
+        }
         let max_batch = self.shared.config.max_batch.max(1);
         let mut batch = Vec::with_capacity(16);
         loop {
@@ -114,9 +118,8 @@ impl RoomActor {
                 Ok(0) => break, // the router dropped our sender: shutdown
                 Ok(_) => self.process(&mut batch).await,
                 Err(_) => {
-                    // Idle: leave the registry first so new sends start a fresh actor, then
-                    // serve whatever was queued before the close.
-                    self.shared.rooms.forget(&self.room, self.generation);
+                    // Idle: close the queue so new sends start a successor (which waits for
+                    // this actor to finish), then serve whatever was queued before the close.
                     self.jobs.close();
                     while self.jobs.recv_many(&mut batch, max_batch).await > 0 {
                         self.process(&mut batch).await;
@@ -153,21 +156,30 @@ impl RoomActor {
     }
 
     async fn process(&mut self, batch: &mut Vec<SendJob>) {
-        let head = match self.load_head().await {
-            Ok(head) => head,
+        match self.sequence(batch).await {
+            Ok((messages, outcomes)) => self.acknowledge(batch, &messages, outcomes),
             Err(e) => {
                 for job in batch.drain(..) {
-                    let _ = job.reply.send(Err(e.clone()));
+                    let n = job.reqs.len();
+                    let _ = job.reply.send(vec![Err(e.clone()); n]);
                 }
-                return;
             }
-        };
+        }
+    }
+
+    /// Assigns seqs to the batch's new messages (in job order, and request order within a
+    /// job), appends them, and publishes them. On any failure nothing of the batch is
+    /// acknowledged, so no job is ever split into acked and failed parts.
+    async fn sequence(
+        &mut self,
+        batch: &mut [SendJob],
+    ) -> Result<(Vec<Message>, Vec<Outcome>), RouterError> {
+        let head = self.load_head().await?;
         let mut messages: Vec<Message> = Vec::with_capacity(batch.len());
         let mut outcomes = Vec::with_capacity(batch.len());
         let mut in_batch: HashMap<(UserId, String), usize> = HashMap::new();
         let mut ts = head.ts;
-        for job in batch.iter_mut() {
-            let req = &mut job.req;
+        for req in batch.iter_mut().flat_map(|job| job.reqs.iter_mut()) {
             if let Some(cmid) = &req.client_msg_id {
                 let key = (req.from.clone(), cmid.clone());
                 if let Some(&i) = in_batch.get(&key) {
@@ -181,25 +193,18 @@ impl RoomActor {
                     }));
                     continue;
                 }
-                match self
+                if let Some(prior) = self
                     .shared
                     .store
                     .find_prior_send(&self.room, &req.from, cmid)
-                    .await
+                    .await?
                 {
-                    Ok(Some(prior)) => {
-                        outcomes.push(Outcome::Known(SendAck {
-                            seq: prior.seq,
-                            ts: prior.ts,
-                            duplicate: true,
-                        }));
-                        continue;
-                    }
-                    Ok(None) => {}
-                    Err(e) => {
-                        outcomes.push(Outcome::Failed(e.into()));
-                        continue;
-                    }
+                    outcomes.push(Outcome::Known(SendAck {
+                        seq: prior.seq,
+                        ts: prior.ts,
+                        duplicate: true,
+                    }));
+                    continue;
                 }
                 in_batch.insert(key, messages.len());
             }
@@ -214,72 +219,70 @@ impl RoomActor {
                 body: std::mem::take(&mut req.body),
             });
         }
-
-        let appended = if messages.is_empty() {
-            Ok(())
-        } else {
-            let started = Instant::now();
-            let result = self.shared.store.append(&self.room, &messages).await;
-            metrics::histogram!("chorus_store_append_seconds")
-                .record(started.elapsed().as_secs_f64());
-            metrics::histogram!("chorus_router_batch_size").record(messages.len() as f64);
-            result
-        };
-        match &appended {
-            Ok(()) => {
-                if let Some(last) = messages.last() {
-                    self.head = Some(Head {
-                        seq: last.seq,
-                        ts: last.ts,
-                    });
-                    metrics::counter!("chorus_messages_sequenced_total")
-                        .increment(messages.len() as u64);
-                }
-                for m in &messages {
-                    if let Some(cmid) = &m.client_msg_id {
-                        let ack = SendAck {
-                            seq: m.seq,
-                            ts: m.ts,
-                            duplicate: false,
-                        };
-                        self.recent.insert((m.from.clone(), cmid.clone()), ack);
-                    }
-                    let delivery = Delivery {
-                        room: m.room.clone(),
-                        seq: m.seq,
-                        frame: m.to_frame(),
-                    };
-                    if let Err(e) = self.shared.bus.publish(delivery).await {
-                        // Durable already: subscribers will backfill the hole from the log.
-                        metrics::counter!("chorus_bus_publish_errors_total").increment(1);
-                        tracing::warn!(room = %self.room, seq = m.seq, error = %e, "publish failed");
-                    }
-                }
-            }
-            Err(e) => {
-                tracing::warn!(room = %self.room, error = %e, "append failed; reloading room head");
-                self.head = None;
-            }
+        if messages.is_empty() {
+            return Ok((messages, outcomes));
         }
-        for (job, outcome) in batch.drain(..).zip(outcomes) {
-            let ack_of = |i: usize, duplicate: bool| {
-                let m = &messages[i];
-                SendAck {
+        let started = Instant::now();
+        let appended = self.shared.store.append(&self.room, &messages).await;
+        metrics::histogram!("chorus_store_append_seconds").record(started.elapsed().as_secs_f64());
+        if let Err(e) = appended {
+            tracing::warn!(room = %self.room, error = %e, "append failed; reloading room head");
+            self.head = None;
+            return Err(e.into());
+        }
+        metrics::histogram!("chorus_router_batch_size").record(messages.len() as f64);
+        metrics::counter!("chorus_messages_sequenced_total").increment(messages.len() as u64);
+        let last = &messages[messages.len() - 1];
+        self.head = Some(Head {
+            seq: last.seq,
+            ts: last.ts,
+        });
+        for m in &messages {
+            if let Some(cmid) = &m.client_msg_id {
+                let ack = SendAck {
                     seq: m.seq,
                     ts: m.ts,
-                    duplicate,
-                }
+                    duplicate: false,
+                };
+                self.recent.insert((m.from.clone(), cmid.clone()), ack);
+            }
+            let delivery = Delivery {
+                room: m.room.clone(),
+                seq: m.seq,
+                frame: m.to_frame(),
             };
-            let result = match (outcome, &appended) {
-                (Outcome::Known(ack), _) => Ok(ack),
-                (Outcome::Failed(e), _) => Err(e),
-                (Outcome::New(i), Ok(())) => Ok(ack_of(i, false)),
-                (Outcome::SameAs(i), Ok(())) => Ok(ack_of(i, true)),
-                (Outcome::New(_) | Outcome::SameAs(_), Err(e)) => {
-                    Err(RouterError::Store(e.clone()))
-                }
-            };
-            let _ = job.reply.send(result);
+            if let Err(e) = self.shared.bus.publish(delivery).await {
+                // Durable already: subscribers will backfill the hole from the log.
+                metrics::counter!("chorus_bus_publish_errors_total").increment(1);
+                tracing::warn!(room = %self.room, seq = m.seq, error = %e, "publish failed");
+            }
+        }
+        Ok((messages, outcomes))
+    }
+
+    fn acknowledge(&self, batch: &mut Vec<SendJob>, messages: &[Message], outcomes: Vec<Outcome>) {
+        let ack_of = |i: usize, duplicate: bool| {
+            let m = &messages[i];
+            SendAck {
+                seq: m.seq,
+                ts: m.ts,
+                duplicate,
+            }
+        };
+        let mut outcomes = outcomes.into_iter();
+        for job in batch.drain(..) {
+            let results = outcomes
+                .by_ref()
+                .take(job.reqs.len())
+                .map(|o| {
+                    Ok(match o {
+                        Outcome::New(i) => ack_of(i, false),
+                        Outcome::SameAs(i) => ack_of(i, true),
+                        Outcome::Known(ack) => ack,
+                    })
+                })
+                .collect();
+            let _ = job.reply.send(results);
         }
     }
 }

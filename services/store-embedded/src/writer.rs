@@ -114,6 +114,9 @@ impl Writer {
                         let _ = reply.send(Err(StoreError::Unavailable("store is closed".into())));
                     }
                 }
+                // Let go of the database before answering, so that when close() returns
+                // the file lock is free and the directory can be opened again.
+                drop(self);
                 let _ = reply.send(Ok(()));
                 return;
             }

@@ -108,6 +108,50 @@ pub async fn concurrent_senders_get_gapless_seqs_from_one(t: &RouterUnderTest) {
     }
 }
 
+pub async fn send_batch_keeps_each_rooms_order(t: &RouterUnderTest) {
+    // Interleaved rooms, and a repeat of an earlier id inside the batch.
+    let mut reqs = Vec::new();
+    for i in 0..12 {
+        let r = if i % 3 == 0 { "batch-b" } else { "batch-a" };
+        reqs.push(SendRequest {
+            room: room(r),
+            from: user("alice"),
+            client_msg_id: Some(format!("c{i}")),
+            body: format!("{r}/{i}"),
+        });
+    }
+    reqs.push(SendRequest {
+        room: room("batch-a"),
+        from: user("alice"),
+        client_msg_id: Some("c1".into()),
+        body: "batch-a/1".into(),
+    });
+    let results = t.router.send_batch(reqs).await;
+    assert_eq!(results.len(), 13);
+    let acks: Vec<SendAck> = results
+        .into_iter()
+        .map(|r| r.expect("acknowledged"))
+        .collect();
+    let a: Vec<u64> = (0..12)
+        .filter(|i| i % 3 != 0)
+        .map(|i| acks[i].seq)
+        .collect();
+    let b: Vec<u64> = (0..12)
+        .filter(|i| i % 3 == 0)
+        .map(|i| acks[i].seq)
+        .collect();
+    assert_eq!(a, (1..=8).collect::<Vec<_>>(), "room a in request order");
+    assert_eq!(b, (1..=4).collect::<Vec<_>>(), "room b in request order");
+    assert!(acks[12].duplicate && acks[12].seq == acks[1].seq);
+    let log = whole_log(t, "batch-a").await;
+    let bodies: Vec<&str> = log.iter().map(|m| m.body.as_str()).collect();
+    let expected: Vec<String> = (0..12)
+        .filter(|i| i % 3 != 0)
+        .map(|i| format!("batch-a/{i}"))
+        .collect();
+    assert_eq!(bodies, expected);
+}
+
 pub async fn resend_with_same_client_msg_id_is_idempotent(t: &RouterUnderTest) {
     let mut sub = t.bus.subscribe(&room("idem")).await.unwrap();
     let first = send(t, "idem", "alice", Some("c-1"), "hi").await;

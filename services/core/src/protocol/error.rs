@@ -119,7 +119,11 @@ impl From<&RouterError> for WireError {
             RouterError::NotFound(_) => ErrorCode::NotFound,
             RouterError::Overloaded(_) => ErrorCode::Unavailable,
             RouterError::Unavailable(_) | RouterError::Timeout => ErrorCode::Unavailable,
-            RouterError::Store(StoreError::Unavailable(_)) => ErrorCode::Unavailable,
+            // A conflict means another writer got there first (a router taking over the room):
+            // nothing was written, and a retry with the same client_msg_id is safe.
+            RouterError::Store(StoreError::Unavailable(_) | StoreError::Conflict { .. }) => {
+                ErrorCode::Unavailable
+            }
             RouterError::Store(_) | RouterError::Internal(_) => ErrorCode::Internal,
         };
         // Internal details stay in the server log; the client gets the category only.
