@@ -101,6 +101,9 @@ pub struct LimitArgs {
     /// Open WebSocket connections accepted at once; more get HTTP 503.
     #[arg(long, env = "CHORUS_MAX_CONNECTIONS", default_value_t = GatewayConfig::default().max_connections)]
     pub max_connections: usize,
+    /// Per-connection WebSocket read buffer in bytes (grows for larger frames).
+    #[arg(long, env = "CHORUS_WS_READ_BUFFER_BYTES", default_value_t = GatewayConfig::default().read_buffer_bytes)]
+    pub ws_read_buffer_bytes: usize,
     /// How long shutdown waits for connections to close.
     #[arg(long, env = "CHORUS_DRAIN_TIMEOUT", default_value = "10s", value_parser = parse_duration)]
     pub drain_timeout: Duration,
@@ -120,6 +123,7 @@ impl LimitArgs {
             ping_interval: self.ping_interval,
             max_connections: self.max_connections,
             drain_timeout: self.drain_timeout,
+            read_buffer_bytes: self.ws_read_buffer_bytes,
             ..GatewayConfig::default()
         }
     }

@@ -29,7 +29,9 @@ pub struct GatewayConfig {
     pub write_timeout: Duration,
     /// Open WebSocket connections accepted at once. More: HTTP 503 on upgrade.
     pub max_connections: usize,
-    /// Per-connection WebSocket read buffer, in bytes.
+    /// Per-connection WebSocket read buffer, in bytes. It is allocated for every connection
+    /// for its whole life, so it dominates idle memory; a larger frame still arrives whole
+    /// (the buffer grows for that connection).
     pub read_buffer_bytes: usize,
     /// Recent frames each hub room keeps to hand a joining connection over from backlog to live
     /// without another read.
@@ -52,7 +54,7 @@ impl Default for GatewayConfig {
             ping_interval: Duration::from_secs(30),
             write_timeout: Duration::from_secs(10),
             max_connections: 100_000,
-            read_buffer_bytes: 4096,
+            read_buffer_bytes: 2048,
             hub_ring: 64,
             drain_timeout: Duration::from_secs(10),
         }

@@ -108,8 +108,10 @@ pub(crate) async fn run(
     let conn_id = shared.next_conn_id();
     shared.metrics.connections.increment(1.0);
     shared.metrics.connections_total.increment(1);
-    let mut socket = socket;
-    match authenticate(&mut socket, &shared, header_auth).await {
+    // Boxed here and below: these run briefly, and inlined they would make every idle
+    // connection's task as large as the largest of them.
+    let (mut socket, outcome) = Box::pin(authenticate(socket, &shared, header_auth)).await;
+    match outcome {
         Ok((identity, reply_id)) => {
             let mut conn = Conn {
                 socket,
@@ -132,7 +134,7 @@ pub(crate) async fn run(
             if matches!(end, End::SlowConsumer) {
                 shared.metrics.slow_consumers.increment(1);
             }
-            conn.finish(&end).await;
+            Box::pin(conn.finish(&end)).await;
             for room in &conn.rooms {
                 shared.hub.detach_now(room, conn_id);
             }
@@ -200,6 +202,15 @@ fn auth_message(e: &AuthError) -> &'static str {
 }
 
 async fn authenticate(
+    mut socket: WebSocket,
+    shared: &Shared,
+    header_auth: Option<Result<Identity, AuthError>>,
+) -> (WebSocket, Result<(Identity, Option<RequestId>), End>) {
+    let outcome = check_credentials(&mut socket, shared, header_auth).await;
+    (socket, outcome)
+}
+
+async fn check_credentials(
     socket: &mut WebSocket,
     shared: &Shared,
     header_auth: Option<Result<Identity, AuthError>>,
@@ -252,7 +263,7 @@ impl Conn {
             protocol: 1,
             limits: &self.shared.limits,
         };
-        if let Err(end) = self.write(ready.to_json()).await {
+        if let Err(end) = Box::pin(self.write(ready.to_json())).await {
             return end;
         }
         let period = self.shared.config.ping_interval;
@@ -265,8 +276,10 @@ impl Conn {
                 biased;
                 _ = shared.shutdown.cancelled() => Err(End::Shutdown),
                 _ = outbox.ready() => self.flush_outbox().await,
-                incoming = self.socket.recv() => self.on_incoming(incoming).await,
-                _ = ping.tick() => self.on_tick(period).await,
+                // Handling a client frame is boxed: frames are rate-limited, and inlined the
+                // handler would make every idle connection's task a kilobyte and more larger.
+                incoming = self.socket.recv() => Box::pin(self.on_incoming(incoming)).await,
+                _ = ping.tick() => Box::pin(self.on_tick(period)).await,
             };
             if let Err(end) = step {
                 return end;
@@ -385,11 +398,11 @@ impl Conn {
             }
             ClientFrame::Join { id, room, since } => {
                 self.shared.metrics.frame_in("join");
-                self.join(id, room, since).await
+                Box::pin(self.join(id, room, since)).await
             }
             ClientFrame::Leave { id, room } => {
                 self.shared.metrics.frame_in("leave");
-                self.leave(id, room).await
+                Box::pin(self.leave(id, room)).await
             }
             ClientFrame::Send {
                 id,
@@ -408,7 +421,7 @@ impl Conn {
                 limit,
             } => {
                 self.shared.metrics.frame_in("history");
-                self.history(id, room, before, after, limit).await
+                Box::pin(self.history(id, room, before, after, limit)).await
             }
         }
     }
