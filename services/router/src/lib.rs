@@ -33,9 +33,10 @@ use crate::room::{RoomActor, SendJob};
 /// Router tuning. Every field is a documented configuration option of the binary.
 #[derive(Debug, Clone)]
 pub struct RouterConfig {
-    /// Sends queued per room before further sends are refused with `unavailable`.
+    /// Send groups (one connection's ordered batch each) queued per room before further
+    /// sends are refused with `unavailable`.
     pub room_queue: usize,
-    /// Most sends written by one append.
+    /// Most send groups written by one append.
     pub max_batch: usize,
     /// A room with no sends for this long stops its task (it restarts on the next send).
     pub idle_timeout: Duration,
