@@ -17,8 +17,9 @@ lint:
 	$(CARGO) fmt --all --check
 	$(CARGO) clippy --workspace --all-targets --locked -- -D warnings
 
+## Real services (nats-server) are installed, started on test ports and stopped around the run.
 unit:
-	$(CARGO) test --workspace --locked
+	bash scripts/with-test-services.sh $(CARGO) test --workspace --locked
 
 build:
 	$(CARGO) build --release --locked -p chorus
