@@ -1,0 +1,160 @@
+//! A [`RouterClient`] that calls a router over gRPC, with a deadline on every call.
+
+use std::time::Duration;
+
+use async_trait::async_trait;
+use chorus_core::router::{
+    HistoryAnchor, HistoryPage, HistoryRequest, JoinReply, JoinRequest, RouterClient, RouterError,
+    SendAck, SendRequest,
+};
+use tonic::{Code, transport::Channel};
+
+use crate::{
+    convert::message_from_pb,
+    pb::{self, router_client},
+    status::{from_code, from_status},
+};
+
+/// Calls one router. Cheap to clone (the channel multiplexes calls on one HTTP/2 connection).
+#[derive(Debug, Clone)]
+pub struct GrpcRouterClient {
+    inner: router_client::RouterClient<Channel>,
+    deadline: Duration,
+}
+
+impl GrpcRouterClient {
+    /// Connects to `endpoint` (e.g. `http://127.0.0.1:7001`); every call is bounded by
+    /// `deadline` (sent to the server as grpc-timeout, and enforced here too).
+    pub async fn connect(endpoint: String, deadline: Duration) -> Result<Self, RouterError> {
+        let channel = Channel::from_shared(endpoint.clone())
+            .map_err(|e| {
+                RouterError::BadRequest(format!("invalid router endpoint {endpoint:?}: {e}"))
+            })?
+            .connect_timeout(deadline)
+            .tcp_nodelay(true)
+            .connect()
+            .await
+            .map_err(|e| RouterError::Unavailable(format!("connecting to {endpoint}: {e}")))?;
+        Ok(Self::new(channel, deadline))
+    }
+
+    pub fn new(channel: Channel, deadline: Duration) -> Self {
+        GrpcRouterClient {
+            inner: router_client::RouterClient::new(channel),
+            deadline,
+        }
+    }
+
+    fn request<T>(&self, msg: T) -> tonic::Request<T> {
+        let mut req = tonic::Request::new(msg);
+        req.set_timeout(self.deadline);
+        req
+    }
+
+    async fn bounded<T>(
+        &self,
+        call: impl std::future::Future<Output = Result<tonic::Response<T>, tonic::Status>>,
+    ) -> Result<T, RouterError> {
+        match tokio::time::timeout(self.deadline, call).await {
+            Ok(Ok(reply)) => Ok(reply.into_inner()),
+            Ok(Err(status)) => Err(from_status(&status)),
+            Err(_) => Err(RouterError::Timeout),
+        }
+    }
+}
+
+#[async_trait]
+impl RouterClient for GrpcRouterClient {
+    async fn send(&self, req: SendRequest) -> Result<SendAck, RouterError> {
+        let mut results = self.send_batch(vec![req]).await;
+        results
+            .pop()
+            .unwrap_or_else(|| Err(RouterError::Internal("empty batch reply".into())))
+    }
+
+    async fn send_batch(&self, reqs: Vec<SendRequest>) -> Vec<Result<SendAck, RouterError>> {
+        let n = reqs.len();
+        let sends = reqs
+            .into_iter()
+            .map(|r| pb::SendRequest {
+                room: r.room.to_string(),
+                from: r.from.to_string(),
+                client_msg_id: r.client_msg_id,
+                body: r.body,
+            })
+            .collect();
+        let mut client = self.inner.clone();
+        let call = client.send_batch(self.request(pb::SendBatchRequest { sends }));
+        let reply = match self.bounded(call).await {
+            Ok(reply) => reply,
+            Err(e) => return vec![Err(e); n],
+        };
+        if reply.results.len() != n {
+            let e = RouterError::Internal(format!(
+                "router answered {} of {n} sends",
+                reply.results.len()
+            ));
+            return vec![Err(e); n];
+        }
+        reply
+            .results
+            .into_iter()
+            .map(|r| match r.result {
+                Some(pb::send_result::Result::Ack(a)) => Ok(SendAck {
+                    seq: a.seq,
+                    ts: a.ts,
+                    duplicate: a.duplicate,
+                }),
+                Some(pb::send_result::Result::Error(e)) => {
+                    Err(from_code(Code::from_i32(e.code), e.message))
+                }
+                None => Err(RouterError::Internal("router sent an empty result".into())),
+            })
+            .collect()
+    }
+
+    async fn join(&self, req: JoinRequest) -> Result<JoinReply, RouterError> {
+        let msg = pb::JoinRequest {
+            room: req.room.to_string(),
+            user: req.user.to_string(),
+            since: req.since,
+            limit: req.limit,
+        };
+        let mut client = self.inner.clone();
+        let reply = self.bounded(client.join(self.request(msg))).await?;
+        Ok(JoinReply {
+            last_seq: reply.last_seq,
+            backlog: reply
+                .backlog
+                .into_iter()
+                .map(message_from_pb)
+                .collect::<Result<_, _>>()?,
+            has_more: reply.has_more,
+        })
+    }
+
+    async fn history(&self, req: HistoryRequest) -> Result<HistoryPage, RouterError> {
+        use pb::history_request::Anchor;
+        let anchor = match req.anchor {
+            HistoryAnchor::Before(b) => Anchor::Before(b),
+            HistoryAnchor::After(a) => Anchor::After(a),
+            HistoryAnchor::Latest => Anchor::Latest(true),
+        };
+        let msg = pb::HistoryRequest {
+            room: req.room.to_string(),
+            user: req.user.to_string(),
+            anchor: Some(anchor),
+            limit: req.limit,
+        };
+        let mut client = self.inner.clone();
+        let reply = self.bounded(client.history(self.request(msg))).await?;
+        Ok(HistoryPage {
+            messages: reply
+                .messages
+                .into_iter()
+                .map(message_from_pb)
+                .collect::<Result<_, _>>()?,
+            has_more: reply.has_more,
+        })
+    }
+}
