@@ -108,32 +108,19 @@ pub enum RouterError {
 ///   `client_msg_id`).
 #[async_trait]
 pub trait RouterClient: Send + Sync + 'static {
-    async fn send(&self, req: SendRequest) -> Result<SendAck, RouterError>;
-
     /// Sends one connection's queued requests, keeping their order: requests for the same room
     /// are sequenced in the order given and share one fate (all acknowledged, or all failed
     /// with the same error), so a client's retry can never reorder them. Results come back in
     /// the order of `reqs`. Pipelining through this call is how a client that does not wait
     /// for each ack still gets its own order.
-    ///
-    /// The default sends one at a time and fails the rest of a room's requests after the
-    /// first failure; routers override it to write each room's group in one append.
-    async fn send_batch(&self, reqs: Vec<SendRequest>) -> Vec<Result<SendAck, RouterError>> {
-        let mut out = Vec::with_capacity(reqs.len());
-        let mut failed: Vec<(RoomId, RouterError)> = Vec::new();
-        for req in reqs {
-            if let Some((_, e)) = failed.iter().find(|(r, _)| *r == req.room) {
-                out.push(Err(e.clone()));
-                continue;
-            }
-            let room = req.room.clone();
-            let result = self.send(req).await;
-            if let Err(e) = &result {
-                failed.push((room, e.clone()));
-            }
-            out.push(result);
-        }
-        out
+    async fn send_batch(&self, reqs: Vec<SendRequest>) -> Vec<Result<SendAck, RouterError>>;
+
+    /// One send: a batch of one.
+    async fn send(&self, req: SendRequest) -> Result<SendAck, RouterError> {
+        self.send_batch(vec![req])
+            .await
+            .pop()
+            .unwrap_or_else(|| Err(RouterError::Internal("empty batch reply".into())))
     }
 
     async fn join(&self, req: JoinRequest) -> Result<JoinReply, RouterError>;

@@ -28,7 +28,7 @@ use tokio::sync::mpsc;
 
 use crate::{
     auth::{AuthError, Identity},
-    hub::Attach,
+    hub::{Attach, frame_of},
     outbox::{Closed, Outbox},
     ratelimit::TokenBucket,
     server::Shared,
@@ -506,7 +506,7 @@ impl Conn {
             if let Some(last) = page.last() {
                 cursor = last.seq;
             }
-            self.write_all(page.drain(..).map(|m| m.to_frame())).await?;
+            self.write_all(page.iter().map(frame_of)).await?;
             if !more {
                 match hub
                     .attach(room, self.conn_id, &self.outbox, Some(cursor), None)
@@ -697,19 +697,14 @@ impl Conn {
 
     /// Writes one frame after everything already queued.
     async fn write(&mut self, frame: String) -> Result<(), End> {
-        self.write_all(std::iter::once(bytes::Bytes::from(frame)))
+        self.write_all(std::iter::once(Utf8Bytes::from(frame)))
             .await
     }
 
     /// Writes `frames` after everything already queued, with one flush.
-    async fn write_all(&mut self, frames: impl Iterator<Item = bytes::Bytes>) -> Result<(), End> {
+    async fn write_all(&mut self, frames: impl Iterator<Item = Utf8Bytes>) -> Result<(), End> {
         let closed = self.outbox.drain(&mut self.batch);
-        for frame in frames {
-            self.batch.push(
-                Utf8Bytes::try_from(frame)
-                    .expect("server frames are serialized by serde_json, so UTF-8"),
-            );
-        }
+        self.batch.extend(frames);
         self.write_batch().await?;
         closed.map_or(Ok(()), |c| Err(closed_end(c)))
     }

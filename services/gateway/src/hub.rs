@@ -441,6 +441,6 @@ impl RoomTask {
     }
 }
 
-fn frame_of(m: &Message) -> Utf8Bytes {
+pub(crate) fn frame_of(m: &Message) -> Utf8Bytes {
     Utf8Bytes::try_from(m.to_frame()).expect("frames serialized by serde_json are UTF-8")
 }

@@ -65,13 +65,6 @@ impl GrpcRouterClient {
 
 #[async_trait]
 impl RouterClient for GrpcRouterClient {
-    async fn send(&self, req: SendRequest) -> Result<SendAck, RouterError> {
-        let mut results = self.send_batch(vec![req]).await;
-        results
-            .pop()
-            .unwrap_or_else(|| Err(RouterError::Internal("empty batch reply".into())))
-    }
-
     async fn send_batch(&self, reqs: Vec<SendRequest>) -> Vec<Result<SendAck, RouterError>> {
         let n = reqs.len();
         let sends = reqs

@@ -161,13 +161,6 @@ impl Router {
 
 #[async_trait]
 impl RouterClient for Router {
-    async fn send(&self, req: SendRequest) -> Result<SendAck, RouterError> {
-        let mut results = self.send_batch(vec![req]).await;
-        results
-            .pop()
-            .unwrap_or_else(|| Err(RouterError::Internal("empty batch reply".into())))
-    }
-
     async fn send_batch(&self, reqs: Vec<SendRequest>) -> Vec<Result<SendAck, RouterError>> {
         let deadline = tokio::time::Instant::now() + self.shared.config.send_timeout;
         // One job per room, requests in their order; remember where each result goes.
