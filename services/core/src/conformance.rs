@@ -11,18 +11,27 @@
 //! is done when its suite passes.
 
 pub mod bus;
+pub mod lease;
 pub mod router;
 pub mod store;
 
 use std::{any::Any, sync::Arc};
 
-use crate::{Message, RoomId, UserId, bus::DeliveryBus, router::RouterClient, store::MessageStore};
+use crate::{
+    Message, RoomId, UserId, bus::DeliveryBus, lease::LeaseStore, router::RouterClient,
+    store::MessageStore,
+};
 
 /// Keeps whatever a backend under test needs alive (a temporary directory, a keyspace).
 pub type Guard = Box<dyn Any + Send + Sync>;
 
 pub struct StoreUnderTest {
     pub store: Arc<dyn MessageStore>,
+    pub guard: Guard,
+}
+
+pub struct LeaseUnderTest {
+    pub leases: Arc<dyn LeaseStore>,
     pub guard: Guard,
 }
 
@@ -144,6 +153,30 @@ macro_rules! router_conformance_suite {
                     history_pages_both_ways,
                     timestamps_never_go_backwards,
                     bad_requests_are_refused,
+                ]
+            );
+        }
+    };
+}
+
+/// Runs the [`LeaseStore`] suite; `$make` is an async expression giving a [`LeaseUnderTest`]
+/// with no claims and no sessions.
+#[macro_export]
+macro_rules! lease_conformance_suite {
+    ($make:expr) => {
+        mod lease_conformance {
+            #[allow(unused_imports)]
+            use super::*;
+            $crate::__conformance_cases!(
+                LeaseUnderTest,
+                lease,
+                $make,
+                [
+                    first_claim_gets_epoch_one,
+                    claim_with_a_stale_expectation_is_lost,
+                    release_only_by_the_current_holder,
+                    concurrent_claims_have_one_winner,
+                    sessions_renew_read_and_end,
                 ]
             );
         }

@@ -9,6 +9,7 @@
 pub mod actors;
 pub mod bus;
 pub mod ids;
+pub mod lease;
 pub mod message;
 pub mod protocol;
 pub mod router;

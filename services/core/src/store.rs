@@ -46,7 +46,9 @@ pub struct PriorSend {
 /// Contract (checked by the `conformance::store` suite for every backend):
 /// - **Order**: a room's log is seqs `1..=last_seq` with no gap. [`append`](Self::append) takes
 ///   a batch of consecutive seqs starting at `last_seq + 1` and refuses anything else with
-///   [`StoreError::Conflict`], writing nothing.
+///   [`StoreError::Conflict`], writing nothing. A distributed backend may check this against
+///   the head it last read or wrote for the room instead of a transaction per append: that is
+///   exact while one writer appends to a room, which ownership fencing guarantees (ADR 0004).
 /// - **Atomicity and durability**: an append that returns `Ok` is durable (it survives a
 ///   process kill); one that returns an error wrote nothing of the batch. The caller must not
 ///   acknowledge a message before its append returned `Ok`.
