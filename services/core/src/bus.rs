@@ -11,8 +11,13 @@ use futures_util::Stream;
 
 use crate::RoomId;
 
+/// The seq of an ephemeral delivery (a room event): not in the log, never gap-checked or
+/// backfilled, just relayed to whoever subscribes at the time.
+pub const EPHEMERAL_SEQ: u64 = 0;
+
 /// One sequenced message on its way to subscribers: the room, its seq, and the protocol v1
-/// `msg` frame already serialized (shared by every recipient).
+/// `msg` frame already serialized (shared by every recipient). A seq of [`EPHEMERAL_SEQ`]
+/// marks an ephemeral event frame instead.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Delivery {
     pub room: RoomId,

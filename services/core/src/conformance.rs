@@ -153,6 +153,8 @@ macro_rules! router_conformance_suite {
                     history_pages_both_ways,
                     timestamps_never_go_backwards,
                     bad_requests_are_refused,
+                    events_reach_subscribers_and_are_not_stored,
+                    bad_events_are_refused,
                 ]
             );
         }

@@ -69,6 +69,75 @@ pub struct HistoryPage {
     pub has_more: bool,
 }
 
+/// An ephemeral room event (typing, presence, application events): relayed to the room's
+/// current subscribers, never stored and never given a seq.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EventRequest {
+    pub room: RoomId,
+    pub from: UserId,
+    /// Application-defined type, [`EVENT_KIND_MAX`] bytes at most of `[a-z0-9._-]`.
+    pub kind: String,
+    /// A JSON value as text, [`EVENT_DATA_MAX`] bytes at most.
+    pub data: String,
+}
+
+/// Longest event kind, in bytes.
+pub const EVENT_KIND_MAX: usize = 64;
+/// Largest event payload, in bytes of JSON text.
+pub const EVENT_DATA_MAX: usize = 4096;
+
+impl EventRequest {
+    /// Checks the kind's syntax and the payload's size and JSON validity.
+    pub fn validate(&self) -> Result<(), RouterError> {
+        let kind_ok = !self.kind.is_empty()
+            && self.kind.len() <= EVENT_KIND_MAX
+            && self
+                .kind
+                .bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b"._-".contains(&b));
+        if !kind_ok {
+            return Err(RouterError::BadRequest(format!(
+                "event kind must be 1 to {EVENT_KIND_MAX} characters of a-z 0-9 . _ -"
+            )));
+        }
+        if self.data.len() > EVENT_DATA_MAX {
+            return Err(RouterError::BadRequest(format!(
+                "event data is larger than {EVENT_DATA_MAX} bytes"
+            )));
+        }
+        if serde_json::from_str::<serde::de::IgnoredAny>(&self.data).is_err() {
+            return Err(RouterError::BadRequest("event data is not JSON".into()));
+        }
+        Ok(())
+    }
+
+    /// The protocol v1 `event` frame every subscriber receives.
+    pub fn to_frame(&self) -> bytes::Bytes {
+        #[derive(serde::Serialize)]
+        struct Frame<'a> {
+            #[serde(rename = "type")]
+            kind_tag: &'static str,
+            room: &'a RoomId,
+            from: &'a UserId,
+            kind: &'a str,
+            data: &'a serde_json::value::RawValue,
+        }
+        let data: &serde_json::value::RawValue =
+            serde_json::from_str(&self.data).unwrap_or_else(|_| {
+                // validate() refuses this; keep the frame well-formed regardless.
+                serde_json::from_str("null").expect("null is JSON")
+            });
+        let frame = Frame {
+            kind_tag: "event",
+            room: &self.room,
+            from: &self.from,
+            kind: &self.kind,
+            data,
+        };
+        bytes::Bytes::from(serde_json::to_vec(&frame).expect("event frames serialize"))
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum RouterError {
     #[error("{0}")]
@@ -82,6 +151,14 @@ pub enum RouterError {
     Overloaded(String),
     #[error("router unavailable: {0}")]
     Unavailable(String),
+    /// This router does not own the room under its view of the ring. Nothing was done; the
+    /// caller refreshes its ring (it is behind if `ring_version` differs from its own) and
+    /// retries at the owner. `owner` names the router this one believes owns the room.
+    #[error("router does not own this room (ring version {ring_version:016x})")]
+    NotOwner {
+        ring_version: u64,
+        owner: Option<String>,
+    },
     #[error("request timed out")]
     Timeout,
     #[error(transparent)]
@@ -103,6 +180,9 @@ pub enum RouterError {
 ///   durable, in seq order per room.
 /// - **Join** returns `last_seq` and the backlog after `since`; together with a bus
 ///   subscription taken *before* the join, a gateway can serve every message exactly once.
+/// - **Events** are relayed to current subscribers with no seq and are never stored.
+/// - **Ownership**: in a cluster, a router refuses rooms it does not own with
+///   [`RouterError::NotOwner`], having done nothing.
 /// - **Deadlines**: every call is bounded; a call that runs out of time returns
 ///   [`RouterError::Timeout`] and the outcome of a send is then unknown (retry with the same
 ///   `client_msg_id`).
@@ -125,4 +205,9 @@ pub trait RouterClient: Send + Sync + 'static {
 
     async fn join(&self, req: JoinRequest) -> Result<JoinReply, RouterError>;
     async fn history(&self, req: HistoryRequest) -> Result<HistoryPage, RouterError>;
+
+    /// Relays an ephemeral event to the room's subscribers (a bus delivery with seq
+    /// [`EPHEMERAL_SEQ`](crate::bus::EPHEMERAL_SEQ)). Best effort: never stored, never
+    /// backfilled.
+    async fn publish_event(&self, req: EventRequest) -> Result<(), RouterError>;
 }

@@ -26,7 +26,7 @@ use axum::extract::ws::Utf8Bytes;
 use chorus_core::{
     Message, RoomId, UserId,
     actors::{ActorRegistry, FinishGuard, Finished},
-    bus::{BusEvent, DeliveryBus, Subscription},
+    bus::{BusEvent, DeliveryBus, EPHEMERAL_SEQ, Subscription},
     protocol::{RequestId, ServerFrame},
     router::{HistoryAnchor, HistoryRequest, JoinRequest, RouterClient, RouterError},
 };
@@ -348,6 +348,13 @@ impl RoomTask {
     }
 
     async fn on_delivery(&mut self, seq: u64, frame: bytes::Bytes) -> Result<(), Stop> {
+        if seq == EPHEMERAL_SEQ {
+            // A room event: relayed to whoever is here now, outside the log's order.
+            if let Ok(frame) = Utf8Bytes::try_from(frame) {
+                self.subs.retain(|s| s.outbox.push(frame.clone()));
+            }
+            return Ok(());
+        }
         if seq <= self.head {
             return Ok(()); // already fanned out (duplicate, or recovered by a backfill)
         }

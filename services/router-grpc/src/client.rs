@@ -4,15 +4,15 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use chorus_core::router::{
-    HistoryAnchor, HistoryPage, HistoryRequest, JoinReply, JoinRequest, RouterClient, RouterError,
-    SendAck, SendRequest,
+    EventRequest, HistoryAnchor, HistoryPage, HistoryRequest, JoinReply, JoinRequest, RouterClient,
+    RouterError, SendAck, SendRequest,
 };
-use tonic::{Code, transport::Channel};
+use tonic::transport::Channel;
 
 use crate::{
     convert::message_from_pb,
     pb::{self, router_client},
-    status::{from_code, from_status},
+    status::{from_pb_error, from_status},
 };
 
 /// Calls one router. Cheap to clone (the channel multiplexes calls on one HTTP/2 connection).
@@ -98,9 +98,7 @@ impl RouterClient for GrpcRouterClient {
                     ts: a.ts,
                     duplicate: a.duplicate,
                 }),
-                Some(pb::send_result::Result::Error(e)) => {
-                    Err(from_code(Code::from_i32(e.code), e.message))
-                }
+                Some(pb::send_result::Result::Error(e)) => Err(from_pb_error(e)),
                 None => Err(RouterError::Internal("router sent an empty result".into())),
             })
             .collect()
@@ -149,5 +147,18 @@ impl RouterClient for GrpcRouterClient {
                 .collect::<Result<_, _>>()?,
             has_more: reply.has_more,
         })
+    }
+
+    async fn publish_event(&self, req: EventRequest) -> Result<(), RouterError> {
+        let msg = pb::EventRequest {
+            room: req.room.to_string(),
+            from: req.from.to_string(),
+            kind: req.kind,
+            data: req.data,
+        };
+        let mut client = self.inner.clone();
+        self.bounded(client.publish_event(self.request(msg)))
+            .await
+            .map(|_| ())
     }
 }

@@ -3,14 +3,15 @@
 use std::sync::Arc;
 
 use chorus_core::router::{
-    HistoryAnchor, HistoryRequest, JoinRequest, RouterClient, RouterError, SendRequest,
+    EventRequest, HistoryAnchor, HistoryRequest, JoinRequest, RouterClient, RouterError,
+    SendRequest,
 };
 use tonic::{Request, Response, Status};
 
 use crate::{
     convert::{message_to_pb, room, user},
     pb::{self, router_server},
-    status::to_status,
+    status::{to_pb_error, to_status},
 };
 
 /// Serves `chorus.v1.Router` by delegating to a [`RouterClient`] (the in-process router).
@@ -67,13 +68,7 @@ impl router_server::Router for RouterGrpc {
                         ts: ack.ts,
                         duplicate: ack.duplicate,
                     }),
-                    Err(e) => {
-                        let s = to_status(&e);
-                        pb::send_result::Result::Error(pb::Error {
-                            code: s.code() as i32,
-                            message: s.message().to_owned(),
-                        })
-                    }
+                    Err(e) => pb::send_result::Result::Error(to_pb_error(&e)),
                 }),
             })
             .collect();
@@ -127,5 +122,22 @@ impl router_server::Router for RouterGrpc {
             messages: page.messages.into_iter().map(message_to_pb).collect(),
             has_more: page.has_more,
         }))
+    }
+
+    async fn publish_event(
+        &self,
+        request: Request<pb::EventRequest>,
+    ) -> Result<Response<pb::EventReply>, Status> {
+        let e = request.into_inner();
+        self.router
+            .publish_event(EventRequest {
+                room: room(&e.room).map_err(status)?,
+                from: user(&e.from).map_err(status)?,
+                kind: e.kind,
+                data: e.data,
+            })
+            .await
+            .map_err(status)?;
+        Ok(Response::new(pb::EventReply {}))
     }
 }

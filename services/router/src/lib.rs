@@ -6,9 +6,11 @@
 //! an append is in flight are batched into the next append, so a busy room costs one store
 //! write per batch, not per message. Reads (join backlog, history) go to the store directly.
 //!
-//! This crate does not decide which rooms it owns or talk gRPC: the standalone wiring calls
-//! [`Router`] in-process; the cluster wiring puts ownership and the network in front of it.
+//! This crate does not talk gRPC or watch the ring: the standalone wiring calls [`Router`]
+//! in-process with [`ownership::SoleOwner`]; the cluster wiring gives it a ring-based
+//! [`ownership::Ownership`] and puts the network in front of it.
 
+pub mod ownership;
 mod room;
 
 use std::{sync::Arc, time::Duration};
@@ -17,18 +19,21 @@ use async_trait::async_trait;
 use chorus_core::{
     RoomId,
     actors::{ActorHandle, ActorRegistry},
-    bus::DeliveryBus,
+    bus::{Delivery, DeliveryBus, EPHEMERAL_SEQ},
     protocol::MAX_HISTORY_LIMIT,
     router::{
-        HistoryAnchor, HistoryPage, HistoryRequest, JoinReply, JoinRequest, RouterClient,
-        RouterError, SendAck, SendRequest,
+        EventRequest, HistoryAnchor, HistoryPage, HistoryRequest, JoinReply, JoinRequest,
+        RouterClient, RouterError, SendAck, SendRequest,
     },
     store::{MessageStore, ReadRange},
 };
 use tokio::sync::{mpsc, oneshot};
 use tokio_util::task::TaskTracker;
 
-use crate::room::{RoomActor, SendJob};
+use crate::{
+    ownership::{Ownership, SoleOwner},
+    room::{RoomActor, SendJob},
+};
 
 /// Router tuning. Every field is a documented configuration option of the binary.
 #[derive(Debug, Clone)]
@@ -66,6 +71,7 @@ impl Default for RouterConfig {
 pub(crate) struct Shared {
     pub(crate) store: Arc<dyn MessageStore>,
     pub(crate) bus: Arc<dyn DeliveryBus>,
+    pub(crate) ownership: Arc<dyn Ownership>,
     pub(crate) config: RouterConfig,
     pub(crate) rooms: ActorRegistry<RoomId, SendJob>,
     tasks: TaskTracker,
@@ -85,15 +91,27 @@ impl std::fmt::Debug for Router {
 }
 
 impl Router {
+    /// A router that owns every room (the standalone wiring).
     pub fn new(
         store: Arc<dyn MessageStore>,
         bus: Arc<dyn DeliveryBus>,
+        config: RouterConfig,
+    ) -> Self {
+        Self::with_ownership(store, bus, Arc::new(SoleOwner), config)
+    }
+
+    /// A router that serves only the rooms `ownership` grants it.
+    pub fn with_ownership(
+        store: Arc<dyn MessageStore>,
+        bus: Arc<dyn DeliveryBus>,
+        ownership: Arc<dyn Ownership>,
         config: RouterConfig,
     ) -> Self {
         Router {
             shared: Arc::new(Shared {
                 store,
                 bus,
+                ownership,
                 config,
                 rooms: ActorRegistry::default(),
                 tasks: TaskTracker::new(),
@@ -111,11 +129,13 @@ impl Router {
             })
     }
 
-    /// Stops taking sends, lets every room finish what is queued, then closes the store.
+    /// Stops taking sends, lets every room finish what is queued, hands ownership over, then
+    /// closes the store.
     pub async fn shutdown(&self) -> Result<(), RouterError> {
         self.shared.rooms.clear();
         self.shared.tasks.close();
         self.shared.tasks.wait().await;
+        self.shared.ownership.shutdown().await;
         self.shared.store.close().await?;
         Ok(())
     }
@@ -177,7 +197,12 @@ impl RouterClient for Router {
         }
         let mut pending = Vec::with_capacity(groups.len());
         for (room, group, slots) in groups {
-            pending.push((self.enqueue(&room, group), slots));
+            let queued = self
+                .shared
+                .ownership
+                .check(&room)
+                .and_then(|()| self.enqueue(&room, group));
+            pending.push((queued, slots));
         }
         let mut results: Vec<Option<Result<SendAck, RouterError>>> =
             (0..total).map(|_| None).collect();
@@ -203,6 +228,7 @@ impl RouterClient for Router {
     }
 
     async fn join(&self, req: JoinRequest) -> Result<JoinReply, RouterError> {
+        self.shared.ownership.check(&req.room)?;
         let store = &self.shared.store;
         let last_seq = store.last_seq(&req.room).await?;
         let Some(since) = req.since else {
@@ -231,6 +257,7 @@ impl RouterClient for Router {
     }
 
     async fn history(&self, req: HistoryRequest) -> Result<HistoryPage, RouterError> {
+        self.shared.ownership.check(&req.room)?;
         let limit = Self::check_limit(req.limit)?;
         let range = match req.anchor {
             HistoryAnchor::After(after) => ReadRange::After(after),
@@ -250,5 +277,19 @@ impl RouterClient for Router {
             }
         }
         Ok(HistoryPage { messages, has_more })
+    }
+
+    async fn publish_event(&self, req: EventRequest) -> Result<(), RouterError> {
+        self.shared.ownership.check(&req.room)?;
+        req.validate()?;
+        let delivery = Delivery {
+            room: req.room.clone(),
+            seq: EPHEMERAL_SEQ,
+            frame: req.to_frame(),
+        };
+        self.shared.bus.publish(delivery).await.map_err(|e| {
+            metrics::counter!("chorus_bus_publish_errors_total").increment(1);
+            RouterError::Unavailable(e.to_string())
+        })
     }
 }

@@ -1,7 +1,8 @@
 //! One room's sequencer.
 //!
-//! The actor is the only writer of its room while it runs (the router's registry guarantees one
-//! actor per room per process; the store's append fence refuses any other writer). It loads
+//! The actor is the only writer of its room while it runs: the router's registry guarantees one
+//! actor per room per process, and the ownership permit taken before every append guarantees
+//! one process per room (the store's append fence catches anything else). It loads
 //! `last_seq` from the store lazily, and again after any failed append, because a failed write
 //! leaves the durable state unknown to it.
 
@@ -87,6 +88,8 @@ pub(crate) struct RoomActor {
     predecessor: Option<Finished>,
     _guard: FinishGuard,
     head: Option<Head>,
+    /// The ownership epoch `head` was read under.
+    head_epoch: u64,
     recent: RecentSends,
 }
 
@@ -101,6 +104,7 @@ impl RoomActor {
             predecessor: start.predecessor,
             _guard: start.guard,
             head: None,
+            head_epoch: 0,
             recent,
         }
     }
@@ -174,6 +178,13 @@ impl RoomActor {
         &mut self,
         batch: &mut [SendJob],
     ) -> Result<(Vec<Message>, Vec<Outcome>), RouterError> {
+        // Ownership first: while the permit is held this router is the room's only writer.
+        let permit = self.shared.ownership.permit(&self.room).await?;
+        if permit.epoch != self.head_epoch {
+            // Another router may have appended since our head was read.
+            self.head = None;
+            self.head_epoch = permit.epoch;
+        }
         let head = self.load_head().await?;
         let mut messages: Vec<Message> = Vec::with_capacity(batch.len());
         let mut outcomes = Vec::with_capacity(batch.len());
@@ -229,6 +240,16 @@ impl RoomActor {
             tracing::warn!(room = %self.room, error = %e, "append failed; reloading room head");
             self.head = None;
             return Err(e.into());
+        }
+        if !permit.valid() {
+            // Durable, but ownership lapsed during the write: the new owner may not have seen
+            // it, so it must not be acknowledged here. A retry with the same client_msg_id
+            // finds it if it survived.
+            tracing::warn!(room = %self.room, "ownership lapsed during an append; not acknowledging");
+            self.head = None;
+            return Err(RouterError::Unavailable(
+                "room ownership moved; retry".into(),
+            ));
         }
         metrics::histogram!("chorus_router_batch_size").record(messages.len() as f64);
         metrics::counter!("chorus_messages_sequenced_total").increment(messages.len() as u64);

@@ -7,8 +7,10 @@ use futures_util::StreamExt;
 use super::{RouterUnderTest, room, user};
 use crate::{
     Message,
-    bus::BusEvent,
-    router::{HistoryAnchor, HistoryRequest, JoinRequest, RouterError, SendAck, SendRequest},
+    bus::{BusEvent, EPHEMERAL_SEQ},
+    router::{
+        EventRequest, HistoryAnchor, HistoryRequest, JoinRequest, RouterError, SendAck, SendRequest,
+    },
 };
 
 async fn send(t: &RouterUnderTest, r: &str, from: &str, cmid: Option<&str>, body: &str) -> SendAck {
@@ -325,6 +327,57 @@ pub async fn bad_requests_are_refused(t: &RouterUnderTest) {
         assert!(
             matches!(err, RouterError::BadRequest(_)),
             "limit {limit}: {err:?}"
+        );
+    }
+}
+
+pub async fn events_reach_subscribers_and_are_not_stored(t: &RouterUnderTest) {
+    let mut sub = t.bus.subscribe(&room("typing")).await.unwrap();
+    t.router
+        .publish_event(EventRequest {
+            room: room("typing"),
+            from: user("alice"),
+            kind: "typing.start".into(),
+            data: r#"{"until":3}"#.into(),
+        })
+        .await
+        .unwrap();
+    match tokio::time::timeout(Duration::from_secs(5), sub.next()).await {
+        Ok(Some(BusEvent::Delivery(d))) => {
+            assert_eq!(d.seq, EPHEMERAL_SEQ);
+            let frame: serde_json::Value = serde_json::from_slice(&d.frame).unwrap();
+            assert_eq!(
+                frame,
+                serde_json::json!({"type": "event", "room": "typing", "from": "alice",
+                    "kind": "typing.start", "data": {"until": 3}})
+            );
+        }
+        other => panic!("expected the event, got {other:?}"),
+    }
+    // Not in the log, and the next message still gets seq 1.
+    assert!(whole_log(t, "typing").await.is_empty());
+    assert_eq!(send(t, "typing", "alice", None, "hi").await.seq, 1);
+}
+
+pub async fn bad_events_are_refused(t: &RouterUnderTest) {
+    let event = |kind: &str, data: &str| EventRequest {
+        room: room("bad-events"),
+        from: user("alice"),
+        kind: kind.into(),
+        data: data.into(),
+    };
+    for (kind, data) in [
+        ("", "1"),
+        ("Typing", "1"),
+        ("typing start", "1"),
+        (&"k".repeat(65), "1"),
+        ("typing", "{not json"),
+        ("typing", &format!("\"{}\"", "x".repeat(5000))),
+    ] {
+        let err = t.router.publish_event(event(kind, data)).await.unwrap_err();
+        assert!(
+            matches!(err, RouterError::BadRequest(_)),
+            "{kind:?}/{data:.20}: {err:?}"
         );
     }
 }
