@@ -115,6 +115,16 @@ impl NatsBus {
         })
     }
 
+    /// The underlying connection, shared with other users of NATS in the process (cluster
+    /// membership).
+    pub fn client(&self) -> &Client {
+        &self.client
+    }
+
+    pub fn prefix(&self) -> &str {
+        &self.prefix
+    }
+
     /// The subject of `room`'s deliveries.
     pub fn subject(&self, room: &RoomId) -> String {
         format!("{}.room.{}", self.prefix, room.as_str().replace('.', "~"))

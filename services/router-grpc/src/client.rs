@@ -38,6 +38,19 @@ impl GrpcRouterClient {
         Ok(Self::new(channel, deadline))
     }
 
+    /// Like [`connect`](Self::connect), but connects on first use (and reconnects after
+    /// failures) instead of now: for pools of routers that come and go.
+    pub fn lazy(endpoint: String, deadline: Duration) -> Result<Self, RouterError> {
+        let channel = Channel::from_shared(endpoint.clone())
+            .map_err(|e| {
+                RouterError::BadRequest(format!("invalid router endpoint {endpoint:?}: {e}"))
+            })?
+            .connect_timeout(deadline)
+            .tcp_nodelay(true)
+            .connect_lazy();
+        Ok(Self::new(channel, deadline))
+    }
+
     pub fn new(channel: Channel, deadline: Duration) -> Self {
         GrpcRouterClient {
             inner: router_client::RouterClient::new(channel),

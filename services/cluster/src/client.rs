@@ -1,0 +1,349 @@
+//! The gateway's view of the routers: a [`RouterClient`] that sends each room's requests to
+//! its owner on the ring over pooled gRPC channels, and follows the ring as it changes.
+//!
+//! Retries are safe by construction and bounded by the call's deadline:
+//! - `NotOwner` means the router did nothing; the client waits for its ring to catch up with
+//!   the router's (the error carries the router's ring version) and retries at the new owner.
+//! - Other failures of reads (join, history) and events are retried after a short backoff.
+//! - A send whose fate is unknown (timeout, router unreachable) is retried only if every
+//!   request of its room group carries a `client_msg_id`, which the router deduplicates;
+//!   otherwise the error goes back to the client, whose own retry decides.
+
+use std::{
+    collections::HashMap,
+    sync::{
+        Arc, Mutex,
+        atomic::{AtomicUsize, Ordering},
+    },
+    time::Duration,
+};
+
+use async_trait::async_trait;
+use chorus_core::{
+    RoomId,
+    router::{
+        EventRequest, HistoryPage, HistoryRequest, JoinReply, JoinRequest, RouterClient,
+        RouterError, SendAck, SendRequest,
+    },
+};
+use chorus_router_grpc::GrpcRouterClient;
+use futures_util::future::join_all;
+use tokio::time::Instant;
+
+use crate::{membership::RingView, ring::Ring};
+
+#[derive(Debug, Clone)]
+pub struct RingClientConfig {
+    /// Deadline of one gRPC call.
+    pub call_deadline: Duration,
+    /// Deadline of a whole request, retries included.
+    pub total_deadline: Duration,
+    /// gRPC channels (HTTP/2 connections) per router, used in turn.
+    pub channels_per_router: usize,
+}
+
+impl Default for RingClientConfig {
+    fn default() -> Self {
+        RingClientConfig {
+            call_deadline: Duration::from_secs(5),
+            total_deadline: Duration::from_secs(10),
+            channels_per_router: 2,
+        }
+    }
+}
+
+struct Pool {
+    addr: String,
+    channels: Vec<GrpcRouterClient>,
+    next: AtomicUsize,
+}
+
+pub struct RingRouterClient {
+    ring: RingView,
+    config: RingClientConfig,
+    pools: Mutex<HashMap<String, Arc<Pool>>>,
+}
+
+impl std::fmt::Debug for RingRouterClient {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RingRouterClient")
+            .field("ring", &self.ring)
+            .finish()
+    }
+}
+
+/// Why one attempt failed, and what to do about it.
+enum Retry {
+    /// Retry after the ring moves past this version (or a short wait).
+    AfterRing(u64),
+    /// Retry after a backoff.
+    Backoff,
+    /// Give this error to the caller.
+    No,
+}
+
+fn classify(e: &RouterError, may_repeat: bool) -> Retry {
+    match e {
+        RouterError::NotOwner { ring_version, .. } => Retry::AfterRing(*ring_version),
+        RouterError::Unavailable(_) | RouterError::Timeout | RouterError::Overloaded(_)
+            if may_repeat =>
+        {
+            Retry::Backoff
+        }
+        _ => Retry::No,
+    }
+}
+
+impl RingRouterClient {
+    pub fn new(ring: RingView, config: RingClientConfig) -> Self {
+        RingRouterClient {
+            ring,
+            config,
+            pools: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// The client for `room`'s owner under `ring`.
+    fn route(&self, ring: &Ring, room: &RoomId) -> Result<GrpcRouterClient, RouterError> {
+        let Some(owner) = ring.owner(room) else {
+            return Err(RouterError::Unavailable("no router is in the ring".into()));
+        };
+        let mut pools = self.pools.lock().unwrap_or_else(|e| e.into_inner());
+        // Forget routers that left the ring (their channels close when dropped).
+        if pools.len() > ring.members().len() {
+            pools.retain(|name, _| ring.members().iter().any(|m| &m.name == name));
+        }
+        let pool = match pools.get(&owner.name) {
+            Some(p) if p.addr == owner.addr => p.clone(),
+            _ => {
+                let channels = (0..self.config.channels_per_router.max(1))
+                    .map(|_| GrpcRouterClient::lazy(owner.addr.clone(), self.config.call_deadline))
+                    .collect::<Result<Vec<_>, _>>()?;
+                let pool = Arc::new(Pool {
+                    addr: owner.addr.clone(),
+                    channels,
+                    next: AtomicUsize::new(0),
+                });
+                pools.insert(owner.name.clone(), pool.clone());
+                pool
+            }
+        };
+        let i = pool.next.fetch_add(1, Ordering::Relaxed) % pool.channels.len();
+        Ok(pool.channels[i].clone())
+    }
+
+    /// Waits before the next attempt; false if the deadline does not allow one.
+    async fn pause(&self, retry: &Retry, attempt: u32, seen: u64, deadline: Instant) -> bool {
+        let now = Instant::now();
+        if now >= deadline {
+            return false;
+        }
+        let left = deadline - now;
+        match retry {
+            Retry::AfterRing(theirs) => {
+                metrics::counter!("chorus_gateway_not_owner_retries_total").increment(1);
+                // Same version: our target came from an older ring; go again at once.
+                if *theirs != seen {
+                    self.ring
+                        .changed_from(seen, left.min(Duration::from_secs(2)))
+                        .await;
+                }
+            }
+            Retry::Backoff => {
+                metrics::counter!("chorus_gateway_router_retries_total").increment(1);
+                let wait = Duration::from_millis(100 << attempt.min(3)).min(left);
+                self.ring.changed_from(seen, wait).await;
+            }
+            Retry::No => return false,
+        }
+        Instant::now() < deadline
+    }
+
+    /// One room-scoped call with retries.
+    async fn call<T, F, Fut>(&self, room: &RoomId, may_repeat: bool, f: F) -> Result<T, RouterError>
+    where
+        F: Fn(GrpcRouterClient) -> Fut,
+        Fut: std::future::Future<Output = Result<T, RouterError>>,
+    {
+        let deadline = Instant::now() + self.config.total_deadline;
+        let mut attempt = 0;
+        loop {
+            let ring = self.ring.current();
+            let outcome = match self.route(&ring, room) {
+                Ok(client) => f(client).await,
+                Err(e) => Err(e),
+            };
+            let e = match outcome {
+                Ok(v) => return Ok(v),
+                Err(e) => e,
+            };
+            let retry = if ring.is_empty() {
+                Retry::Backoff
+            } else {
+                classify(&e, may_repeat)
+            };
+            if !self.pause(&retry, attempt, ring.version(), deadline).await {
+                return Err(e);
+            }
+            attempt += 1;
+        }
+    }
+}
+
+#[async_trait]
+impl RouterClient for RingRouterClient {
+    async fn send_batch(&self, reqs: Vec<SendRequest>) -> Vec<Result<SendAck, RouterError>> {
+        let deadline = Instant::now() + self.config.total_deadline;
+        let total = reqs.len();
+        // Room groups keep their order and share their fate, as the router treats them.
+        let mut groups: Vec<(RoomId, Vec<SendRequest>, Vec<usize>)> = Vec::new();
+        for (i, req) in reqs.into_iter().enumerate() {
+            match groups.iter_mut().find(|(room, ..)| *room == req.room) {
+                Some((_, group, slots)) => {
+                    group.push(req);
+                    slots.push(i);
+                }
+                None => groups.push((req.room.clone(), vec![req], vec![i])),
+            }
+        }
+        let mut results: Vec<Option<Result<SendAck, RouterError>>> =
+            (0..total).map(|_| None).collect();
+        let mut attempt = 0;
+        while !groups.is_empty() {
+            let ring = self.ring.current();
+            // One call per owner, carrying all of its room groups.
+            let mut by_owner: Vec<(Option<GrpcRouterClient>, Vec<usize>)> = Vec::new();
+            let mut owner_index: HashMap<String, usize> = HashMap::new();
+            let mut route_errors = Vec::new();
+            for (g, (room, ..)) in groups.iter().enumerate() {
+                match (ring.owner(room), self.route(&ring, room)) {
+                    (Some(owner), Ok(client)) => {
+                        let i = *owner_index.entry(owner.name.clone()).or_insert_with(|| {
+                            by_owner.push((Some(client), Vec::new()));
+                            by_owner.len() - 1
+                        });
+                        by_owner[i].1.push(g);
+                    }
+                    (_, Err(e)) => route_errors.push((g, e)),
+                    (None, Ok(_)) => route_errors.push((
+                        g,
+                        RouterError::Unavailable("no router is in the ring".into()),
+                    )),
+                }
+            }
+            let calls = by_owner.into_iter().map(|(client, gs)| {
+                let reqs: Vec<SendRequest> = gs
+                    .iter()
+                    .flat_map(|g| groups[*g].1.iter().cloned())
+                    .collect();
+                async move {
+                    let answers = match client {
+                        Some(c) => c.send_batch(reqs).await,
+                        None => Vec::new(),
+                    };
+                    (gs, answers)
+                }
+            });
+            // Each group's outcome: its answers, or one error for all of it.
+            let mut outcomes: Vec<Option<Result<Vec<SendAck>, RouterError>>> =
+                (0..groups.len()).map(|_| None).collect();
+            for (gs, answers) in join_all(calls).await {
+                let mut answers = answers.into_iter();
+                for g in gs {
+                    let n = groups[g].1.len();
+                    let mine: Vec<_> = answers.by_ref().take(n).collect();
+                    let outcome = if mine.len() != n {
+                        Err(RouterError::Internal(
+                            "router answered too few sends".into(),
+                        ))
+                    } else {
+                        // Shared fate: the first error stands for the group.
+                        mine.into_iter().collect::<Result<Vec<_>, _>>()
+                    };
+                    outcomes[g] = Some(outcome);
+                }
+            }
+            for (g, e) in route_errors {
+                outcomes[g] = Some(Err(e));
+            }
+            let mut again = Vec::new();
+            let mut pause: Option<Retry> = None;
+            for (group, outcome) in groups.into_iter().zip(outcomes) {
+                let (_, reqs, slots) = &group;
+                match outcome.unwrap_or_else(|| Err(RouterError::Internal("send lost".into()))) {
+                    Ok(acks) => {
+                        for (slot, ack) in slots.iter().zip(acks) {
+                            results[*slot] = Some(Ok(ack));
+                        }
+                    }
+                    Err(e) => {
+                        let repeatable = reqs.iter().all(|r| r.client_msg_id.is_some());
+                        let retry = if ring.is_empty() {
+                            Retry::Backoff
+                        } else {
+                            classify(&e, repeatable)
+                        };
+                        if matches!(retry, Retry::No) || Instant::now() >= deadline {
+                            for slot in slots {
+                                results[*slot] = Some(Err(e.clone()));
+                            }
+                        } else {
+                            // Ring waits take precedence over backoffs.
+                            if !matches!(pause, Some(Retry::AfterRing(_))) {
+                                pause = Some(retry);
+                            }
+                            again.push((group, e));
+                        }
+                    }
+                }
+            }
+            if again.is_empty() {
+                break;
+            }
+            let retry = pause.unwrap_or(Retry::Backoff);
+            if !self.pause(&retry, attempt, ring.version(), deadline).await {
+                for ((_, _, slots), e) in again {
+                    for slot in slots {
+                        results[slot] = Some(Err(e.clone()));
+                    }
+                }
+                break;
+            }
+            attempt += 1;
+            groups = again.into_iter().map(|(g, _)| g).collect();
+        }
+        results
+            .into_iter()
+            .map(|r| r.unwrap_or_else(|| Err(RouterError::Internal("send lost its reply".into()))))
+            .collect()
+    }
+
+    async fn join(&self, req: JoinRequest) -> Result<JoinReply, RouterError> {
+        let room = req.room.clone();
+        self.call(&room, true, |c| {
+            let req = req.clone();
+            async move { c.join(req).await }
+        })
+        .await
+    }
+
+    async fn history(&self, req: HistoryRequest) -> Result<HistoryPage, RouterError> {
+        let room = req.room.clone();
+        self.call(&room, true, |c| {
+            let req = req.clone();
+            async move { c.history(req).await }
+        })
+        .await
+    }
+
+    async fn publish_event(&self, req: EventRequest) -> Result<(), RouterError> {
+        let room = req.room.clone();
+        // An event is ephemeral; repeating one after an unknown outcome could show it twice,
+        // so only not-owner (nothing done) is retried.
+        self.call(&room, false, |c| {
+            let req = req.clone();
+            async move { c.publish_event(req).await }
+        })
+        .await
+    }
+}
