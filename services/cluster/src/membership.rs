@@ -262,18 +262,18 @@ async fn watch_loop(
 pub struct Announcer {
     store: kv::Store,
     name: String,
-    /// Unix ms of the last heartbeat NATS accepted (0: none yet).
-    last_ok: Arc<AtomicU64>,
     task: Option<CancelOnDrop>,
 }
 
 impl Announcer {
-    /// Announces `member` (with its process `instance` id) and keeps it fresh.
+    /// Announces `member` (with its process `instance` id) and keeps it fresh, storing the
+    /// Unix ms of every accepted heartbeat in `last_ok`.
     pub async fn start(
         client: &async_nats::Client,
         config: MembershipConfig,
         member: Member,
         instance: String,
+        last_ok: Arc<AtomicU64>,
     ) -> Result<Announcer, MembershipError> {
         if !valid_member_name(&member.name) {
             return Err(MembershipError::Name(member.name));
@@ -290,7 +290,7 @@ impl Announcer {
             .put(&member.name, value.clone())
             .await
             .map_err(|e| MembershipError::Announce(e.to_string()))?;
-        let last_ok = Arc::new(AtomicU64::new(chorus_core::time::now_ms()));
+        last_ok.store(chorus_core::time::now_ms(), Ordering::Release);
         let beat = {
             let store = store.clone();
             let name = member.name.clone();
@@ -313,14 +313,8 @@ impl Announcer {
         Ok(Announcer {
             store,
             name: member.name,
-            last_ok,
             task: Some(CancelOnDrop(beat)),
         })
-    }
-
-    /// Unix ms of the last heartbeat NATS accepted.
-    pub fn last_heartbeat(&self) -> Arc<AtomicU64> {
-        self.last_ok.clone()
     }
 
     /// Stops heartbeating and removes this router from the ring at once.

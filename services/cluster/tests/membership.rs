@@ -24,6 +24,10 @@ async fn nats() -> async_nats::Client {
         .expect("nats-server is reachable")
 }
 
+fn beat() -> std::sync::Arc<AtomicU64> {
+    std::sync::Arc::new(AtomicU64::new(0))
+}
+
 fn config() -> MembershipConfig {
     MembershipConfig {
         prefix: format!(
@@ -65,12 +69,18 @@ async fn watchers_agree_on_the_ring_as_routers_come_and_go() {
     let early = Watcher::start(&client, config.clone()).await.unwrap();
     assert!(early.view().current().is_empty());
 
-    let mut r1 = Announcer::start(&client, config.clone(), member("r1"), "r1/1".into())
+    let mut r1 = Announcer::start(&client, config.clone(), member("r1"), "r1/1".into(), beat())
         .await
         .unwrap();
-    let _r2 = Announcer::start(&client, config.clone(), member("r22"), "r22/1".into())
-        .await
-        .unwrap();
+    let _r2 = Announcer::start(
+        &client,
+        config.clone(),
+        member("r22"),
+        "r22/1".into(),
+        beat(),
+    )
+    .await
+    .unwrap();
     wait_for(&early.view(), &["r1", "r22"], Duration::from_secs(3)).await;
 
     // A watcher started later sees the same ring, with the same version, at once.
@@ -93,10 +103,10 @@ async fn a_router_that_stops_heartbeating_expires() {
     let client = nats().await;
     let config = config();
     let watcher = Watcher::start(&client, config.clone()).await.unwrap();
-    let r1 = Announcer::start(&client, config.clone(), member("r1"), "r1/1".into())
+    let r1 = Announcer::start(&client, config.clone(), member("r1"), "r1/1".into(), beat())
         .await
         .unwrap();
-    let _r2 = Announcer::start(&client, config.clone(), member("r2"), "r2/1".into())
+    let _r2 = Announcer::start(&client, config.clone(), member("r2"), "r2/1".into(), beat())
         .await
         .unwrap();
     wait_for(&watcher.view(), &["r1", "r2"], Duration::from_secs(3)).await;
@@ -112,7 +122,7 @@ async fn a_router_that_stops_heartbeating_expires() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bad_router_names_are_refused() {
     let client = nats().await;
-    let err = Announcer::start(&client, config(), member("Bad.Name"), "x".into())
+    let err = Announcer::start(&client, config(), member("Bad.Name"), "x".into(), beat())
         .await
         .err()
         .expect("refused");
