@@ -2,10 +2,14 @@
 # Chorus benchmarks (`make bench`): memory per idle connection, fan-out throughput and server
 # CPU per delivered message, send→deliver latency at a fixed rate. Each bench runs against a
 # fresh `chorus standalone` (own temporary data dir) driven by chorus-loadgen on this machine.
+# `subjects` measures the NATS delivery bus's subject design instead (ADR 0005): it starts a
+# fresh nats-server of its own through scripts/nats.sh (installed first if needed) and stops
+# it afterwards; no Chorus server is involved.
 # The output is meant to be pasted into docs/benchmarks.md.
 #
 # Environment (defaults in parentheses; BENCH_QUICK=1 shrinks them for a sanity run):
-#   BENCH_QUICK=1             small sizes: 500 idle conns, 100 subscribers, 200 messages
+#   BENCH_QUICK=1             small sizes: 500 idle conns, 100 subscribers, 200 messages,
+#                             subjects: 2000 rooms, 20000 messages
 #   BENCH_IDLE_CONNS          idle connections (10000)
 #   BENCH_FANOUT_SUBS         fan-out subscribers (1000)
 #   BENCH_FANOUT_MSGS         fan-out messages, sent as fast as the window allows (2000)
@@ -14,8 +18,14 @@
 #   BENCH_LATENCY_RATE        latency bench send rate, messages/s (50)
 #   BENCH_LATENCY_SECS        latency bench duration, seconds (20)
 #   BENCH_BODY_BYTES          message body size (64)
+#   BENCH_SUBJECTS_ROOMS      subjects: rooms with subscribers (100000)
+#   BENCH_SUBJECTS_MSGS       subjects: messages per fan-out scenario, round-robin over rooms (200000)
+#   BENCH_SUBJECTS_GATEWAYS   subjects: simulated gateways sharing the rooms (2)
+#   BENCH_SUBJECTS_RATE       subjects: publish rate of the paced pass, messages/s (50000; 0 skips it)
+#   BENCH_SUBJECTS_PAYLOAD    subjects: payload bytes per message (200, about a msg frame)
+#   BENCH_SUBJECTS_NATS_PORT  subjects: nats-server client port (15222; monitoring on port + 1000)
 #   BENCH_SKIP_BUILD=1        use the existing target/release binaries
-#   BENCH_ONLY="idle fanout latency"  run a subset
+#   BENCH_ONLY="idle fanout latency subjects"  run a subset
 set -euo pipefail
 
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
@@ -23,8 +33,10 @@ cd "$(dirname "${BASH_SOURCE[0]}")/.."
 QUICK=${BENCH_QUICK:-0}
 if [[ $QUICK == 1 ]]; then
     d_idle=500 d_subs=100 d_msgs=200 d_lat_subs=100 d_lat_rate=50 d_lat_secs=4
+    d_subj_rooms=2000 d_subj_msgs=20000
 else
     d_idle=10000 d_subs=1000 d_msgs=2000 d_lat_subs=1000 d_lat_rate=50 d_lat_secs=20
+    d_subj_rooms=100000 d_subj_msgs=200000
 fi
 IDLE_CONNS=${BENCH_IDLE_CONNS:-$d_idle}
 FANOUT_SUBS=${BENCH_FANOUT_SUBS:-$d_subs}
@@ -34,7 +46,13 @@ LAT_SUBS=${BENCH_LATENCY_SUBS:-$d_lat_subs}
 LAT_RATE=${BENCH_LATENCY_RATE:-$d_lat_rate}
 LAT_SECS=${BENCH_LATENCY_SECS:-$d_lat_secs}
 BODY_BYTES=${BENCH_BODY_BYTES:-64}
-ONLY=${BENCH_ONLY:-idle fanout latency}
+SUBJ_ROOMS=${BENCH_SUBJECTS_ROOMS:-$d_subj_rooms}
+SUBJ_MSGS=${BENCH_SUBJECTS_MSGS:-$d_subj_msgs}
+SUBJ_GATEWAYS=${BENCH_SUBJECTS_GATEWAYS:-2}
+SUBJ_RATE=${BENCH_SUBJECTS_RATE:-50000}
+SUBJ_PAYLOAD=${BENCH_SUBJECTS_PAYLOAD:-200}
+SUBJ_NATS_PORT=${BENCH_SUBJECTS_NATS_PORT:-15222}
+ONLY=${BENCH_ONLY:-idle fanout latency subjects}
 LAT_MSGS=$(awk -v r="$LAT_RATE" -v s="$LAT_SECS" 'BEGIN { printf "%d", r * s }')
 
 CHORUS=target/release/chorus
@@ -45,13 +63,28 @@ die() {
     exit 1
 }
 
+for b in $ONLY; do
+    case $b in
+    idle | fanout | latency | subjects) ;;
+    *) die "unknown bench '$b' in BENCH_ONLY (idle, fanout, latency, subjects)" ;;
+    esac
+done
+# Only `subjects` runs without the chorus server.
+NEED_CHORUS=0
+for b in $ONLY; do
+    [[ $b == subjects ]] || NEED_CHORUS=1
+done
+
 # ---------------------------------------------------------------------------------------------
 # Build.
 if [[ ${BENCH_SKIP_BUILD:-0} != 1 ]]; then
     echo "building release binaries..." >&2
-    cargo build --release -p chorus -p chorus-loadgen >&2 || die "release build failed"
+    packages=(-p chorus-loadgen)
+    if [[ $NEED_CHORUS == 1 ]]; then packages+=(-p chorus); fi
+    cargo build --release "${packages[@]}" >&2 || die "release build failed"
 fi
-[[ -x $CHORUS && -x $LOADGEN ]] || die "missing $CHORUS or $LOADGEN (build them first)"
+[[ -x $LOADGEN ]] || die "missing $LOADGEN (build it first)"
+[[ $NEED_CHORUS == 0 || -x $CHORUS ]] || die "missing $CHORUS (build it first)"
 
 # ---------------------------------------------------------------------------------------------
 # Open files: every connection is a descriptor in the server and one in the load generator.
@@ -89,7 +122,13 @@ SECRET=$(head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n')
 export CHORUS_JWT_SECRET=$SECRET
 SERVER_PID=""
 LG_PID=""
+NATS_STARTED=0
 FAILED=()
+
+# scripts/nats.sh on the subjects bench's own ports (so it never meets the tests' 14222).
+bench_nats() {
+    NATS_PORT=$SUBJ_NATS_PORT NATS_HTTP_PORT=$((SUBJ_NATS_PORT + 1000)) bash scripts/nats.sh "$@"
+}
 
 stop_server() {
     [[ -n $SERVER_PID ]] || return 0
@@ -115,6 +154,9 @@ cleanup() {
         wait "$LG_PID" 2>/dev/null || true
     fi
     stop_server
+    if [[ $NATS_STARTED == 1 ]]; then
+        bench_nats clean >/dev/null 2>&1 || true
+    fi
     rm -rf "$TMP"
 }
 trap cleanup EXIT
@@ -303,12 +345,88 @@ bench_latency() {
     echo
 }
 
+# ---------------------------------------------------------------------------------------------
+# 4. Delivery subjects: per-room NATS subscriptions against a wildcard and per-gateway subjects.
+
+# One row of the fan-out table: NAME KEY-PREFIX FILE.
+subjects_row() {
+    local label=$1 k=$2 f=$3 lossy
+    lossy=$(($(kv "${k}_lagged_events" "$f") + $(kv "${k}_client_slow_consumer_events" "$f")))
+    printf '    %-12s %10s %10s %8s %9s %6s %9s %10s %11s %9s\n' "$label" \
+        "$(kv "${k}_publish_per_sec" "$f")" "$(kv "${k}_receive_per_sec" "$f")" \
+        "$(kv "${k}_received_per_published" "$f")" "$(kv "${k}_lost" "$f")" "$lossy" \
+        "$(kv "${k}_server_subs" "$f")" "$(kv "${k}_server_cpu_ms" "$f")" \
+        "$(kv "${k}_server_cpu_us_per_published" "$f")" "$(kv "${k}_loadgen_cpu_ms" "$f")"
+}
+
+subjects_table() {
+    local pass=$1 f=$2
+    printf '    %-12s %10s %10s %8s %9s %6s %9s %10s %11s %9s\n' design publish/s received/s \
+        recv/pub lost loss-ev subs srv-cpu-ms srv-µs/pub lg-cpu-ms
+    subjects_row per-room "${pass}_rooms" "$f"
+    subjects_row wildcard "${pass}_wildcard" "$f"
+    subjects_row per-gateway "${pass}_gateway" "$f"
+}
+
+bench_subjects() {
+    local http=$((SUBJ_NATS_PORT + 1000)) url pid rc=0 f=$TMP/subjects.out
+    echo "== 4. delivery subjects at $SUBJ_ROOMS rooms (NATS) =="
+    # A fresh server: its memory figures must not include an earlier run's heap.
+    bench_nats clean >/dev/null 2>&1 || true
+    bench_nats install >&2 || die "could not install nats-server (scripts/nats.sh install)"
+    NATS_STARTED=1
+    url=$(bench_nats start | tail -n 1) || die "could not start nats-server on port $SUBJ_NATS_PORT"
+    local run_dir=${CHORUS_RUN_DIR:-${CHORUS_CACHE:-${HOME:-/root}/.cache/chorus}/run}
+    pid=$(tr -dc '0-9' <"$run_dir/nats-$SUBJ_NATS_PORT/nats-server.pid")
+    sleep 1
+    "$LOADGEN" subjects --nats-url "$url" --nats-monitor "127.0.0.1:$http" --nats-pid "$pid" \
+        --clk-tck "$(getconf CLK_TCK)" --rooms "$SUBJ_ROOMS" --messages "$SUBJ_MSGS" \
+        --gateways "$SUBJ_GATEWAYS" --paced-rate "$SUBJ_RATE" --payload-bytes "$SUBJ_PAYLOAD" \
+        >"$f" 2>"$TMP/subjects.err" || rc=$?
+    bench_nats clean >/dev/null 2>&1 || true
+    NATS_STARTED=0
+    if [[ ! -s $f ]] || ((rc != 0)); then
+        echo "  FAILED: load generator exit $rc:"
+        sed 's/^/    /' "$TMP/subjects.err"
+        FAILED+=(subjects)
+        echo
+        return 0
+    fi
+    echo "  nats-server $(kv nats_version "$f") (fresh, 127.0.0.1:$SUBJ_NATS_PORT), subjects like" \
+        "$(kv subject_example "$f") ($(kv subject_bytes "$f") B), payload $(kv payload_bytes "$f") B"
+    echo "  memory, one gateway holding every room, a subscription per room (NatsBus::subscribe," \
+        "$(kv subscribe_concurrency "$f") in flight):"
+    echo "    $(kv mem_rooms_subscriptions "$f") subscriptions in $(kv mem_rooms_subscribe_ms "$f") ms" \
+        "($(kv mem_rooms_subscribes_per_sec "$f") /s)"
+    echo "    gateway RSS $(kv mem_rooms_rss_before_kib "$f") -> $(kv mem_rooms_rss_after_kib "$f") KiB" \
+        "(+$(kv mem_rooms_rss_delta_kib "$f") KiB) = $(kv mem_rooms_gateway_bytes_per_sub "$f") B per subscription"
+    echo "    nats-server mem $(kv mem_rooms_server_mem_before_kib "$f") ->" \
+        "$(kv mem_rooms_server_mem_after_kib "$f") KiB (+$(kv mem_rooms_server_mem_delta_kib "$f") KiB," \
+        "subsz +$(kv mem_rooms_server_subs_delta "$f")) = $(kv mem_rooms_server_bytes_per_sub "$f") B per subscription"
+    echo "  memory, the same interest as one wildcard subscription: gateway RSS" \
+        "+$(kv mem_wildcard_rss_delta_kib "$f") KiB, nats-server mem +$(kv mem_wildcard_server_mem_delta_kib "$f") KiB" \
+        "(subsz +$(kv mem_wildcard_server_subs_delta "$f"))"
+    echo "  fan-out: $(kv gateways "$f") gateways share the rooms (room i on gateway i mod" \
+        "$(kv gateways "$f")); $(kv messages "$f") messages round-robin over the rooms, published" \
+        "from another client; per-room and wildcard publish through NatsBus::publish"
+    echo "  (loss-ev: the bus's Lagged events or client slow-consumer events; srv: nats-server" \
+        "utime+stime; lg: this load generator, publisher and gateways together)"
+    echo "   as fast as possible:"
+    subjects_table fanout "$f"
+    if [[ -n $(kv paced_rate "$f") ]]; then
+        echo "   paced at $(kv paced_rate "$f") messages/s:"
+        subjects_table paced "$f"
+    fi
+    raw_results "$f"
+    echo
+}
+
 for b in $ONLY; do
     case $b in
     idle) bench_idle ;;
     fanout) bench_fanout ;;
     latency) bench_latency ;;
-    *) die "unknown bench '$b' in BENCH_ONLY (idle, fanout, latency)" ;;
+    subjects) bench_subjects ;;
     esac
 done
 

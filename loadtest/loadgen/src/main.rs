@@ -2,9 +2,11 @@
 //!
 //! Modes:
 //! - `idle`: hold N joined connections open until stdin closes (memory per idle connection);
-//! - `fanout`: one sender, S subscribers in one room; throughput, order and send→deliver latency.
+//! - `fanout`: one sender, S subscribers in one room; throughput, order and send→deliver latency;
+//! - `subjects`: the NATS delivery bus's subject design at many rooms, against nats-server only
+//!   (memory per subscription, fan-out cost); no Chorus server involved.
 //!
-//! Tokens are minted locally with the server's HS256 secret. Results are `key=value` lines on
+//! Tokens (idle, fanout) are minted locally with the server's HS256 secret. Results are `key=value` lines on
 //! stdout; progress and problems go to stderr; the exit status is non-zero when anything was
 //! lost, duplicated, reordered or refused.
 
@@ -13,6 +15,7 @@ mod fanout;
 mod idle;
 mod proto;
 mod stats;
+mod subjects;
 
 use std::{process::ExitCode, sync::Arc, time::Duration};
 
@@ -26,6 +29,16 @@ use clap::{Parser, Subcommand};
     about = "Load generator for Chorus benchmarks"
 )]
 struct Cli {
+    #[command(flatten)]
+    server: ServerArgs,
+    #[command(subcommand)]
+    mode: Mode,
+}
+
+/// How the WebSocket modes (`idle`, `fanout`) reach a Chorus server.
+#[derive(Debug, clap::Args)]
+#[command(next_help_heading = "Chorus server (idle, fanout)")]
+struct ServerArgs {
     /// WebSocket endpoint of the server.
     #[arg(long, global = true, default_value = "ws://127.0.0.1:8080/v1/ws")]
     url: String,
@@ -44,8 +57,6 @@ struct Cli {
     /// Prefix of the user ids the load generator connects as.
     #[arg(long, global = true, default_value = "lg")]
     user_prefix: String,
-    #[command(subcommand)]
-    mode: Mode,
 }
 
 #[derive(Debug, Subcommand)]
@@ -54,6 +65,9 @@ enum Mode {
     Idle(idle::IdleArgs),
     /// One sender and S subscribers in a room: deliveries, order, throughput and latency.
     Fanout(fanout::FanoutArgs),
+    /// Per-room NATS subjects against a wildcard and per-gateway subjects: memory and fan-out
+    /// cost at many rooms (talks to nats-server only).
+    Subjects(subjects::SubjectsArgs),
 }
 
 #[tokio::main(flavor = "multi_thread")]
@@ -68,7 +82,19 @@ async fn main() -> ExitCode {
 }
 
 async fn run(cli: Cli) -> anyhow::Result<()> {
-    let Some(secret) = cli.secret else {
+    let server = &cli.server;
+    match cli.mode {
+        Mode::Idle(args) => idle::run(websocket_target(server)?, args, &server.user_prefix).await,
+        Mode::Fanout(args) => {
+            fanout::run(websocket_target(server)?, args, &server.user_prefix).await
+        }
+        Mode::Subjects(args) => subjects::run(args).await,
+    }
+}
+
+/// The Chorus server the WebSocket modes talk to, once the secret and user prefix are checked.
+fn websocket_target(server: &ServerArgs) -> anyhow::Result<Arc<conn::Target>> {
+    let Some(secret) = &server.secret else {
         bail!("no secret: pass --secret or set CHORUS_JWT_SECRET");
     };
     if secret.len() < 32 {
@@ -78,22 +104,18 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         );
     }
     // Longest generated id is "<prefix>-idle-<n>" / "<prefix>-sub-<n>": keep them valid.
-    let longest = format!("{}-idle-{}", cli.user_prefix, usize::MAX);
-    if !proto::valid_user(&cli.user_prefix) || longest.len() > 64 {
+    let longest = format!("{}-idle-{}", server.user_prefix, usize::MAX);
+    if !proto::valid_user(&server.user_prefix) || longest.len() > 64 {
         bail!("--user-prefix must be a short user id of [A-Za-z0-9_.@-] (at most 33 characters)");
     }
-    let target = Arc::new(conn::Target {
-        url: cli.url,
+    Ok(Arc::new(conn::Target {
+        url: server.url.clone(),
         key: jsonwebtoken::EncodingKey::from_secret(secret.as_bytes()),
-        concurrency: cli.concurrency,
-        attempts: cli.connect_attempts,
-        attempt_timeout: Duration::from_secs(cli.connect_timeout_secs.max(1)),
+        concurrency: server.concurrency,
+        attempts: server.connect_attempts,
+        attempt_timeout: Duration::from_secs(server.connect_timeout_secs.max(1)),
         token_ttl_secs: 24 * 3600,
-    });
-    match cli.mode {
-        Mode::Idle(args) => idle::run(target, args, &cli.user_prefix).await,
-        Mode::Fanout(args) => fanout::run(target, args, &cli.user_prefix).await,
-    }
+    }))
 }
 
 #[cfg(test)]
