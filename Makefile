@@ -1,9 +1,10 @@
 # Chorus developer commands. README.md explains the two that matter: `make run` and `make test`.
+# `make up` / `make down` start and stop a local cluster (scripts/cluster.sh).
 
 CARGO ?= cargo
 DATA_DIR ?= .chorus-data
 
-.PHONY: run test lint unit build bench clean
+.PHONY: run test lint unit build up down bench clean
 
 ## Build and start standalone on 127.0.0.1:8080 in dev mode (prints how to get a token).
 run:
@@ -23,6 +24,16 @@ unit:
 
 build:
 	$(CARGO) build --release --locked -p chorus
+
+## A local cluster: NATS (4222), Cassandra (9042), `chorus migrate`, routers router-1 and
+## router-2 (gRPC 7001/7002, health 9101/9102), gateways on 127.0.0.1:8081 and :8082.
+## Prints a token command and websocat lines; logs in .chorus-cluster/logs/. Idempotent.
+up:
+	CARGO="$(CARGO)" bash scripts/cluster.sh up
+
+## Stops the local cluster: gateways, routers, Cassandra, NATS (data is kept for the next `up`).
+down:
+	bash scripts/cluster.sh down
 
 ## Benchmarks (not tests): prints figures for docs/benchmarks.md.
 bench:
