@@ -4,10 +4,12 @@
 //! Retries are safe by construction and bounded by the call's deadline:
 //! - `NotOwner` means the router did nothing; the client waits for its ring to catch up with
 //!   the router's (the error carries the router's ring version) and retries at the new owner.
-//! - Other failures of reads (join, history) and events are retried after a short backoff.
+//! - Reads (join, history) are retried after a short backoff on any unavailability.
 //! - A send whose fate is unknown (timeout, router unreachable) is retried only if every
 //!   request of its room group carries a `client_msg_id`, which the router deduplicates;
-//!   otherwise the error goes back to the client, whose own retry decides.
+//!   otherwise the error goes back to the client, whose own retry decides. A reachable
+//!   router's refusal (`unavailable`: the database is away, a hand-over took too long) goes
+//!   back to the client at once: an outage is reported, never hidden behind retries.
 
 use std::{
     collections::HashMap,
@@ -82,14 +84,15 @@ enum Retry {
     No,
 }
 
-fn classify(e: &RouterError, may_repeat: bool) -> Retry {
+/// `may_repeat`: repeating the request is harmless even if it already happened (reads, or
+/// sends that all carry a `client_msg_id`). `reads`: a refusal by a reachable router (the
+/// database is away, say) is worth retrying too; for sends it goes back to the client at
+/// once, so an outage is reported rather than hidden.
+fn classify(e: &RouterError, may_repeat: bool, reads: bool) -> Retry {
     match e {
         RouterError::NotOwner { ring_version, .. } => Retry::AfterRing(*ring_version),
-        RouterError::Unavailable(_) | RouterError::Timeout | RouterError::Overloaded(_)
-            if may_repeat =>
-        {
-            Retry::Backoff
-        }
+        RouterError::Unreachable(_) | RouterError::Timeout if may_repeat => Retry::Backoff,
+        RouterError::Unavailable(_) if reads => Retry::Backoff,
         _ => Retry::No,
     }
 }
@@ -160,7 +163,13 @@ impl RingRouterClient {
     }
 
     /// One room-scoped call with retries.
-    async fn call<T, F, Fut>(&self, room: &RoomId, may_repeat: bool, f: F) -> Result<T, RouterError>
+    async fn call<T, F, Fut>(
+        &self,
+        room: &RoomId,
+        may_repeat: bool,
+        reads: bool,
+        f: F,
+    ) -> Result<T, RouterError>
     where
         F: Fn(GrpcRouterClient) -> Fut,
         Fut: std::future::Future<Output = Result<T, RouterError>>,
@@ -180,7 +189,7 @@ impl RingRouterClient {
             let retry = if ring.is_empty() {
                 Retry::Backoff
             } else {
-                classify(&e, may_repeat)
+                classify(&e, may_repeat, reads)
             };
             if !self.pause(&retry, attempt, ring.version(), deadline).await {
                 return Err(e);
@@ -281,7 +290,7 @@ impl RouterClient for RingRouterClient {
                         let retry = if ring.is_empty() {
                             Retry::Backoff
                         } else {
-                            classify(&e, repeatable)
+                            classify(&e, repeatable, false)
                         };
                         if matches!(retry, Retry::No) || Instant::now() >= deadline {
                             for slot in slots {
@@ -320,7 +329,7 @@ impl RouterClient for RingRouterClient {
 
     async fn join(&self, req: JoinRequest) -> Result<JoinReply, RouterError> {
         let room = req.room.clone();
-        self.call(&room, true, |c| {
+        self.call(&room, true, true, |c| {
             let req = req.clone();
             async move { c.join(req).await }
         })
@@ -329,7 +338,7 @@ impl RouterClient for RingRouterClient {
 
     async fn history(&self, req: HistoryRequest) -> Result<HistoryPage, RouterError> {
         let room = req.room.clone();
-        self.call(&room, true, |c| {
+        self.call(&room, true, true, |c| {
             let req = req.clone();
             async move { c.history(req).await }
         })
@@ -340,7 +349,7 @@ impl RouterClient for RingRouterClient {
         let room = req.room.clone();
         // An event is ephemeral; repeating one after an unknown outcome could show it twice,
         // so only not-owner (nothing done) is retried.
-        self.call(&room, false, |c| {
+        self.call(&room, false, false, |c| {
             let req = req.clone();
             async move { c.publish_event(req).await }
         })

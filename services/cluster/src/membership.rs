@@ -82,7 +82,9 @@ async fn bucket(
         description: "Chorus routers (heartbeats with a TTL)".into(),
         history: 1,
         max_age: config.ttl,
-        storage: jetstream::stream::StorageType::Memory,
+        // File storage survives a NATS restart; a bucket lost anyway (a NATS without
+        // persistence) is created again by the next heartbeat or watch.
+        storage: jetstream::stream::StorageType::File,
         limit_markers: Some(config.ttl.max(Duration::from_secs(1))),
         ..Default::default()
     })
@@ -147,7 +149,7 @@ impl Watcher {
         let store = bucket(client, &config).await?;
         let (tx, rx) = watch::channel(Arc::new(Ring::empty()));
         let (ready_tx, ready_rx) = tokio::sync::oneshot::channel();
-        let task = tokio::spawn(watch_loop(store, config, tx, ready_tx));
+        let task = tokio::spawn(watch_loop(client.clone(), store, config, tx, ready_tx));
         // Either the initial state arrived or the loop reports why it could not start.
         let _ = ready_rx.await;
         Ok(Watcher {
@@ -162,7 +164,8 @@ impl Watcher {
 }
 
 async fn watch_loop(
-    store: kv::Store,
+    client: async_nats::Client,
+    mut store: kv::Store,
     config: MembershipConfig,
     tx: watch::Sender<Arc<Ring>>,
     ready: tokio::sync::oneshot::Sender<()>,
@@ -193,6 +196,10 @@ async fn watch_loop(
             Err(e) => {
                 tracing::warn!(error = %e, "membership watch failed; retrying");
                 tokio::time::sleep(Duration::from_millis(500)).await;
+                // The bucket may be gone (NATS restarted without persistence): make it again.
+                if let Ok(again) = bucket(&client, &config).await {
+                    store = again;
+                }
                 continue;
             }
         };
@@ -292,10 +299,12 @@ impl Announcer {
             .map_err(|e| MembershipError::Announce(e.to_string()))?;
         last_ok.store(chorus_core::time::now_ms(), Ordering::Release);
         let beat = {
-            let store = store.clone();
+            let mut store = store.clone();
             let name = member.name.clone();
             let last_ok = last_ok.clone();
             let every = config.ttl / 3;
+            let client = client.clone();
+            let config = config.clone();
             tokio::spawn(async move {
                 let mut tick = tokio::time::interval(every);
                 tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -304,7 +313,13 @@ impl Announcer {
                     tick.tick().await;
                     match tokio::time::timeout(every, store.put(&name, value.clone())).await {
                         Ok(Ok(_)) => last_ok.store(chorus_core::time::now_ms(), Ordering::Release),
-                        Ok(Err(e)) => tracing::warn!(error = %e, "membership heartbeat failed"),
+                        Ok(Err(e)) => {
+                            tracing::warn!(error = %e, "membership heartbeat failed");
+                            // The bucket may be gone (NATS restarted without persistence).
+                            if let Ok(again) = bucket(&client, &config).await {
+                                store = again;
+                            }
+                        }
                         Err(_) => tracing::warn!("membership heartbeat timed out"),
                     }
                 }

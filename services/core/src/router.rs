@@ -151,6 +151,10 @@ pub enum RouterError {
     Overloaded(String),
     #[error("router unavailable: {0}")]
     Unavailable(String),
+    /// The router could not be reached (connection refused or broken): whether a send
+    /// happened is unknown; a retry with the same `client_msg_id` is safe.
+    #[error("router unreachable: {0}")]
+    Unreachable(String),
     /// This router does not own the room under its view of the ring. Nothing was done; the
     /// caller refreshes its ring (it is behind if `ring_version` differs from its own) and
     /// retries at the owner. `owner` names the router this one believes owns the room.

@@ -19,9 +19,9 @@ pub fn to_status(e: &RouterError) -> Status {
         RouterError::Forbidden(_) => Code::PermissionDenied,
         RouterError::NotFound(_) => Code::NotFound,
         RouterError::Overloaded(_) => Code::ResourceExhausted,
-        RouterError::Unavailable(_) | RouterError::Store(StoreError::Unavailable(_)) => {
-            Code::Unavailable
-        }
+        RouterError::Unavailable(_)
+        | RouterError::Unreachable(_)
+        | RouterError::Store(StoreError::Unavailable(_)) => Code::Unavailable,
         RouterError::Store(StoreError::Conflict { .. }) => Code::Aborted,
         RouterError::Timeout => Code::DeadlineExceeded,
         RouterError::Store(StoreError::Corrupt(_)) | RouterError::Internal(_) => Code::Internal,
@@ -44,6 +44,11 @@ pub fn from_code(code: Code, message: String) -> RouterError {
 }
 
 pub fn from_status(s: &Status) -> RouterError {
+    // Statuses tonic makes up from a failed connection carry the transport error as their
+    // source; statuses a router sent do not.
+    if std::error::Error::source(s).is_some() || s.code() == Code::Unknown {
+        return RouterError::Unreachable(s.message().to_owned());
+    }
     if s.code() == Code::FailedPrecondition
         && let Ok(n) = pb::NotOwner::decode(s.details())
     {

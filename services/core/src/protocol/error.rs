@@ -119,9 +119,10 @@ impl From<&RouterError> for WireError {
             RouterError::NotFound(_) => ErrorCode::NotFound,
             RouterError::Overloaded(_) => ErrorCode::Unavailable,
             // The gateway retries at the owner first; this is what is left when it could not.
-            RouterError::Unavailable(_) | RouterError::Timeout | RouterError::NotOwner { .. } => {
-                ErrorCode::Unavailable
-            }
+            RouterError::Unavailable(_)
+            | RouterError::Unreachable(_)
+            | RouterError::Timeout
+            | RouterError::NotOwner { .. } => ErrorCode::Unavailable,
             // A conflict means another writer got there first (a router taking over the room):
             // nothing was written, and a retry with the same client_msg_id is safe.
             RouterError::Store(StoreError::Unavailable(_) | StoreError::Conflict { .. }) => {
