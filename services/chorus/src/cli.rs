@@ -32,8 +32,164 @@ pub enum LogFormat {
 pub enum Command {
     /// Run the gateway and the router in one process on an embedded store.
     Standalone(StandaloneArgs),
+    /// Run a cluster gateway: WebSocket clients in, gRPC to the routers, NATS deliveries out.
+    Gateway(GatewayArgs),
+    /// Run a cluster router: owns the rooms the ring gives it, writes them to the database.
+    Router(RouterArgs),
+    /// Create the keyspace and apply the CQL schema migrations (idempotent).
+    Migrate(MigrateArgs),
     /// Print a JWT for a user, signed with CHORUS_JWT_SECRET.
     Token(TokenArgs),
+}
+
+/// How a cluster process finds the others.
+#[derive(Debug, Clone, Args)]
+pub struct ClusterArgs {
+    /// NATS server URL (deliveries and router membership).
+    #[arg(long, env = "CHORUS_NATS_URL", default_value = "nats://127.0.0.1:4222")]
+    pub nats_url: String,
+    /// Prefix of every NATS subject and bucket of this cluster; clusters sharing a NATS need
+    /// different prefixes.
+    #[arg(long, env = "CHORUS_CLUSTER_PREFIX", default_value = "chorus")]
+    pub cluster_prefix: String,
+    /// A router whose heartbeats stop for this long leaves the ring.
+    #[arg(long, env = "CHORUS_MEMBER_TTL", default_value = "3s", value_parser = parse_duration)]
+    pub member_ttl: Duration,
+}
+
+impl ClusterArgs {
+    pub fn membership(&self) -> chorus_cluster::membership::MembershipConfig {
+        chorus_cluster::membership::MembershipConfig {
+            prefix: self.cluster_prefix.clone(),
+            ttl: self.member_ttl,
+        }
+    }
+}
+
+/// The CQL database (ScyllaDB or Apache Cassandra).
+#[derive(Debug, Clone, Args)]
+pub struct CqlArgs {
+    /// Comma-separated `host:port` contact points.
+    #[arg(
+        long,
+        env = "CHORUS_CQL_CONTACT_POINTS",
+        default_value = "127.0.0.1:9042",
+        value_delimiter = ','
+    )]
+    pub cql_contact_points: Vec<String>,
+    /// Keyspace of this cluster's tables.
+    #[arg(long, env = "CHORUS_CQL_KEYSPACE", default_value = "chorus")]
+    pub cql_keyspace: String,
+    /// Bound of every database operation (keep it at least the server's write timeout).
+    #[arg(long, env = "CHORUS_CQL_REQUEST_TIMEOUT", default_value = "2s", value_parser = parse_duration)]
+    pub cql_request_timeout: Duration,
+    /// Consistency of reads and writes.
+    #[arg(long, env = "CHORUS_CQL_CONSISTENCY", value_enum, default_value_t = CqlConsistency::LocalQuorum)]
+    pub cql_consistency: CqlConsistency,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum CqlConsistency {
+    One,
+    LocalOne,
+    Quorum,
+    LocalQuorum,
+    All,
+}
+
+impl CqlArgs {
+    pub fn config(&self) -> chorus_store_cql::CqlConfig {
+        use chorus_store_cql::Consistency;
+        chorus_store_cql::CqlConfig {
+            contact_points: self.cql_contact_points.clone(),
+            keyspace: self.cql_keyspace.clone(),
+            request_timeout: self.cql_request_timeout,
+            consistency: match self.cql_consistency {
+                CqlConsistency::One => Consistency::One,
+                CqlConsistency::LocalOne => Consistency::LocalOne,
+                CqlConsistency::Quorum => Consistency::Quorum,
+                CqlConsistency::LocalQuorum => Consistency::LocalQuorum,
+                CqlConsistency::All => Consistency::All,
+            },
+            ..chorus_store_cql::CqlConfig::default()
+        }
+    }
+}
+
+#[derive(Debug, Args)]
+pub struct GatewayArgs {
+    /// Address to listen on for WebSocket clients, health and metrics.
+    #[arg(long, env = "CHORUS_LISTEN", default_value = "127.0.0.1:8080")]
+    pub listen: SocketAddr,
+    /// HS256 secret for client tokens, at least 32 bytes (the same on every gateway).
+    #[arg(long, env = "CHORUS_JWT_SECRET", hide_env_values = true)]
+    pub jwt_secret: String,
+    /// Deadline of one gRPC call to a router.
+    #[arg(long, env = "CHORUS_ROUTER_CALL_TIMEOUT", default_value = "5s", value_parser = parse_duration)]
+    pub router_call_timeout: Duration,
+    /// gRPC connections (HTTP/2 channels) kept to each router.
+    #[arg(long, env = "CHORUS_ROUTER_CHANNELS", default_value_t = 2)]
+    pub router_channels: usize,
+    #[command(flatten)]
+    pub cluster: ClusterArgs,
+    #[command(flatten)]
+    pub limits: LimitArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct RouterArgs {
+    /// This router's ring name, stable across restarts (e.g. the pod name): 1 to 63 of
+    /// a-z 0-9 -.
+    #[arg(long, env = "CHORUS_ROUTER_NAME")]
+    pub name: String,
+    /// Address the gRPC API listens on.
+    #[arg(long, env = "CHORUS_GRPC_LISTEN", default_value = "127.0.0.1:7001")]
+    pub grpc_listen: SocketAddr,
+    /// URL gateways use to reach this router's gRPC API (default: http:// and the bound
+    /// listen address).
+    #[arg(long, env = "CHORUS_ADVERTISE_URL")]
+    pub advertise_url: Option<String>,
+    /// Address of /healthz, /readyz and /metrics.
+    #[arg(long, env = "CHORUS_HTTP_LISTEN", default_value = "127.0.0.1:9101")]
+    pub http_listen: SocketAddr,
+    /// How long an ownership session lasts without renewal; a crashed router's rooms move
+    /// after this plus the drift and the CQL request timeout.
+    #[arg(long, env = "CHORUS_SESSION_TTL", default_value = "4s", value_parser = parse_duration)]
+    pub session_ttl: Duration,
+    /// Largest clock difference assumed between two routers.
+    #[arg(long, env = "CHORUS_CLOCK_DRIFT", default_value = "500ms", value_parser = parse_duration)]
+    pub clock_drift: Duration,
+    #[command(flatten)]
+    pub cluster: ClusterArgs,
+    #[command(flatten)]
+    pub cql: CqlArgs,
+}
+
+impl RouterArgs {
+    pub fn ownership(&self) -> chorus_cluster::ownership::OwnershipConfig {
+        let ttl = self.session_ttl;
+        chorus_cluster::ownership::OwnershipConfig {
+            session_ttl: ttl,
+            renew_every: ttl / 4,
+            drift: self.clock_drift,
+            settle: self.cql.cql_request_timeout,
+            heartbeat_grace: self.cluster.member_ttl,
+            ..Default::default()
+        }
+    }
+}
+
+#[derive(Debug, Args)]
+pub struct MigrateArgs {
+    /// Replication of the keyspace when it is created (a CQL map; ignored if it exists).
+    #[arg(
+        long,
+        env = "CHORUS_CQL_REPLICATION",
+        default_value = "{'class': 'SimpleStrategy', 'replication_factor': 1}"
+    )]
+    pub cql_replication: String,
+    #[command(flatten)]
+    pub cql: CqlArgs,
 }
 
 #[derive(Debug, Args)]

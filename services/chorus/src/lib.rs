@@ -3,4 +3,5 @@
 //! wiring in-process.
 
 pub mod cli;
+pub mod cluster;
 pub mod standalone;

@@ -2,7 +2,10 @@
 
 use anyhow::{Context, bail};
 use chorus::{
-    cli::{Cli, Command, LogFormat, StandaloneArgs, TokenArgs},
+    cli::{
+        Cli, Command, GatewayArgs, LogFormat, MigrateArgs, RouterArgs, StandaloneArgs, TokenArgs,
+    },
+    cluster::{self, GatewayNodeConfig, RouterNodeConfig},
     standalone::{self, StandaloneConfig},
 };
 use chorus_core::UserId;
@@ -24,18 +27,101 @@ fn run(cli: Cli) -> anyhow::Result<()> {
     init_logging(&cli.log, cli.log_format)?;
     match cli.command {
         Command::Token(args) => token(args),
-        Command::Standalone(args) => tokio::runtime::Builder::new_multi_thread()
-            .enable_all()
-            .build()?
-            .block_on(run_standalone(args)),
+        Command::Standalone(args) => runtime()?.block_on(run_standalone(args)),
+        Command::Gateway(args) => runtime()?.block_on(run_gateway(args)),
+        Command::Router(args) => runtime()?.block_on(run_router(args)),
+        Command::Migrate(args) => runtime()?.block_on(run_migrate(args)),
     }
+}
+
+fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+    Ok(tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?)
+}
+
+async fn run_gateway(args: GatewayArgs) -> anyhow::Result<()> {
+    let config = GatewayNodeConfig {
+        listen: args.listen,
+        jwt_secret: args.jwt_secret.into_bytes(),
+        gateway: args.limits.gateway_config(),
+        nats_url: args.cluster.nats_url.clone(),
+        membership: args.cluster.membership(),
+        routers: chorus_cluster::client::RingClientConfig {
+            call_deadline: args.router_call_timeout,
+            channels_per_router: args.router_channels,
+            ..Default::default()
+        },
+    };
+    let running = cluster::start_gateway(config).await?;
+    println!("chorus gateway listening on http://{}", running.addr);
+    let handle = running.handle.clone();
+    tokio::spawn(async move {
+        wait_for_signal().await;
+        tracing::info!("shutting down: closing connections with 1001");
+        handle.shutdown();
+    });
+    running.done.await.context("gateway task panicked")??;
+    Ok(())
+}
+
+async fn run_router(args: RouterArgs) -> anyhow::Result<()> {
+    let config = RouterNodeConfig {
+        name: args.name.clone(),
+        grpc_listen: args.grpc_listen,
+        advertise: args.advertise_url.clone(),
+        http_listen: args.http_listen,
+        nats_url: args.cluster.nats_url.clone(),
+        membership: args.cluster.membership(),
+        cql: args.cql.config(),
+        router: Default::default(),
+        ownership: args.ownership(),
+    };
+    let node = cluster::start_router(config).await?;
+    println!(
+        "chorus router {} serving gRPC on {} (health and metrics on http://{})",
+        args.name, node.grpc_addr, node.http_addr
+    );
+    let stop = node.stopper();
+    tokio::spawn(async move {
+        wait_for_signal().await;
+        tracing::info!("shutting down: handing rooms over");
+        let _ = stop.send(true);
+    });
+    node.done.await.context("router task panicked")??;
+    Ok(())
+}
+
+async fn run_migrate(args: MigrateArgs) -> anyhow::Result<()> {
+    let mut config = args.cql.config();
+    config.replication = args.cql_replication;
+    let report = chorus_store_cql::migrate(&config)
+        .await
+        .context("migrating the CQL schema")?;
+    if report.created_keyspace {
+        println!("created keyspace {}", report.keyspace);
+    }
+    if report.applied.is_empty() {
+        println!(
+            "keyspace {} is up to date (migrations {:?})",
+            report.keyspace, report.already_present
+        );
+    } else {
+        println!(
+            "keyspace {}: applied migrations {:?} (already present: {:?})",
+            report.keyspace, report.applied, report.already_present
+        );
+    }
+    Ok(())
 }
 
 fn init_logging(filter: &str, format: LogFormat) -> anyhow::Result<()> {
     let filter =
         EnvFilter::try_new(filter).with_context(|| format!("invalid log filter {filter:?}"))?;
+    use std::io::IsTerminal;
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
+        .with_ansi(std::io::stderr().is_terminal())
         .with_writer(std::io::stderr);
     match format {
         LogFormat::Text => builder.init(),

@@ -80,7 +80,7 @@ pub async fn start(config: StandaloneConfig) -> anyhow::Result<Running> {
 /// in a burst (after a restart, say), which costs each dropped client a 1 s retransmit.
 const LISTEN_BACKLOG: u32 = 4096;
 
-fn bind(addr: SocketAddr) -> std::io::Result<TcpListener> {
+pub(crate) fn bind(addr: SocketAddr) -> std::io::Result<TcpListener> {
     let socket = if addr.is_ipv4() {
         TcpSocket::new_v4()?
     } else {

@@ -1,8 +1,11 @@
 //! Test harness: a real server on 127.0.0.1:0 and a real WebSocket client.
 //!
-//! The wiring under test is standalone (in-process, own temporary data dir per test).
+//! The wiring under test is standalone (in-process, own temporary data dir per test) unless a
+//! test starts the cluster wiring through [`cluster`].
 
 #![allow(dead_code)]
+
+pub mod cluster;
 
 use std::time::Duration;
 
@@ -17,6 +20,20 @@ use tokio_tungstenite::{
     tungstenite::{self, Message, client::IntoClientRequest, protocol::CloseFrame},
 };
 
+impl Server {
+    pub(crate) fn for_cluster(cluster: cluster::Cluster) -> Server {
+        Server {
+            addr: cluster.gateways[0].addr,
+            running: None,
+            auth: Authenticator::new(SECRET.as_bytes()).unwrap(),
+            config: None,
+            _dir: None,
+            cluster: Some(cluster),
+            next_gateway: Default::default(),
+        }
+    }
+}
+
 pub const SECRET: &str = "test-secret-test-secret-test-secret!";
 pub const WAIT: Duration = Duration::from_secs(10);
 
@@ -24,13 +41,29 @@ pub struct Server {
     pub running: Option<Running>,
     pub auth: Authenticator,
     pub addr: std::net::SocketAddr,
-    config: StandaloneConfig,
-    _dir: tempfile::TempDir,
+    config: Option<StandaloneConfig>,
+    _dir: Option<tempfile::TempDir>,
+    /// Set for the cluster wiring: its gateways, taken in turn by [`Server::client`].
+    pub cluster: Option<cluster::Cluster>,
+    next_gateway: std::sync::atomic::AtomicUsize,
 }
 
 impl Server {
     pub fn ws_url(&self) -> String {
         format!("ws://{}/v1/ws", self.addr)
+    }
+
+    /// The next gateway's WebSocket URL (always the one server in standalone).
+    fn next_ws_url(&self) -> String {
+        match &self.cluster {
+            Some(c) => {
+                let i = self
+                    .next_gateway
+                    .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                format!("ws://{}/v1/ws", c.gateways[i % c.gateways.len()].addr)
+            }
+            None => self.ws_url(),
+        }
     }
 
     pub fn http_url(&self, path: &str) -> String {
@@ -44,7 +77,7 @@ impl Server {
 
     /// Connects with the token in the `Authorization` header and waits for `ready`.
     pub async fn client(&self, user: &str) -> Client {
-        let mut c = Client::connect_with_header(&self.ws_url(), &self.token(user)).await;
+        let mut c = Client::connect_with_header(&self.next_ws_url(), &self.token(user)).await;
         let ready = c.expect("ready").await;
         assert_eq!(ready["user"], user);
         c
@@ -66,7 +99,11 @@ impl Server {
     /// Starts again on the same data directory (a new port).
     pub async fn restart(&mut self) {
         self.stop().await;
-        let running = standalone::start(self.config.clone()).await.unwrap();
+        let config = self
+            .config
+            .clone()
+            .expect("restart is for the standalone wiring");
+        let running = standalone::start(config).await.unwrap();
         self.addr = running.addr;
         self.running = Some(running);
     }
@@ -105,8 +142,10 @@ pub async fn start_with(gateway: GatewayConfig) -> Server {
         addr: running.addr,
         running: Some(running),
         auth: Authenticator::new(SECRET.as_bytes()).unwrap(),
-        config,
-        _dir: dir,
+        config: Some(config),
+        _dir: Some(dir),
+        cluster: None,
+        next_gateway: Default::default(),
     }
 }
 

@@ -1,9 +1,9 @@
-//! Protocol v1 against a real server over real sockets: ordering, resume, idempotency,
-//! history, and the race-free join.
+//! The protocol v1 suite, run against both wirings: tests/protocol.rs (standalone) and
+//! tests/cluster_protocol.rs (two gateways, two routers, NATS, Cassandra). In the cluster
+//! wiring consecutive clients connect to different gateways.
 
-mod common;
-
-use common::*;
+use crate::common::*;
+use crate::wiring::{start, start_with};
 use serde_json::json;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
