@@ -6,6 +6,8 @@
 //!   cannot contain): the mapping stays one-to-one and every subject is a plain literal.
 //! - **Payload**: the `msg` frame exactly as clients receive it; the seq travels in the
 //!   `Chorus-Seq` header so a gateway never parses JSON to route.
+//! - **Subscribed means registered**: `subscribe` returns only after a round trip through the
+//!   server, so a publish that follows can never miss the new subscription.
 //! - **Publishing never flushes**: the client batches writes itself (a flush per publish costs
 //!   a round trip each).
 //! - **Subscribing flushes once**, so the server has registered the subscription before
@@ -125,6 +127,25 @@ impl NatsBus {
         &self.prefix
     }
 
+    /// Returns once the server has processed everything this client sent before, including
+    /// a new subscription. `flush` only writes to the socket; a request to a subject nobody
+    /// serves makes the server answer (no responders) after it has read what came first on
+    /// this connection.
+    async fn registered(&self) -> Result<(), BusError> {
+        let probe = format!("{}.sync", self.prefix);
+        match tokio::time::timeout(
+            std::time::Duration::from_secs(5),
+            self.client.request(probe, Default::default()),
+        )
+        .await
+        {
+            Ok(Ok(_)) => Ok(()),
+            Ok(Err(e)) if e.kind() == async_nats::RequestErrorKind::NoResponders => Ok(()),
+            Ok(Err(e)) => Err(unavailable(e)),
+            Err(_) => Err(unavailable("the server did not confirm a subscription")),
+        }
+    }
+
     /// The subject of `room`'s deliveries.
     pub fn subject(&self, room: &RoomId) -> String {
         format!("{}.room.{}", self.prefix, room.as_str().replace('.', "~"))
@@ -153,7 +174,7 @@ impl DeliveryBus for NatsBus {
             .subscribe(self.subject(room))
             .await
             .map_err(unavailable)?;
-        self.client.flush().await.map_err(unavailable)?;
+        self.registered().await?;
         let room = room.clone();
         let deliveries = subscriber.filter_map(move |m| {
             let room = room.clone();
