@@ -5,6 +5,15 @@
 # `subjects` measures the NATS delivery bus's subject design instead (ADR 0005): it starts a
 # fresh nats-server of its own through scripts/nats.sh (installed first if needed) and stops
 # it afterwards; no Chorus server is involved.
+# `cluster` measures the local cluster of scripts/cluster.sh instead (NATS, Cassandra, 2 routers,
+# 2 gateways on this machine). It is not in the default list: it needs Java, Maven and Go for
+# the services and takes 3 to 6 minutes. It uses a cluster that is already up as it is, or
+# starts one (keyspace $BENCH_CLUSTER_KEYSPACE, gateway limits raised for the load) and stops it
+# again at the end. Steps through fixed total send rates (senders on gateway :8081, receivers
+# on :8082, so every message crosses router, Cassandra and NATS) for send→deliver latency and
+# the highest sustained rate; then kill -9s router-1 under load for the failover time, and
+# restores it with `scripts/cluster.sh up`. Each step uses fresh rooms (lgc-*), which stay in
+# the database.
 # The output is meant to be pasted into docs/benchmarks.md.
 #
 # Environment (defaults in parentheses; BENCH_QUICK=1 shrinks them for a sanity run):
@@ -24,8 +33,24 @@
 #   BENCH_SUBJECTS_RATE       subjects: publish rate of the paced pass, messages/s (50000; 0 skips it)
 #   BENCH_SUBJECTS_PAYLOAD    subjects: payload bytes per message (200, about a msg frame)
 #   BENCH_SUBJECTS_NATS_PORT  subjects: nats-server client port (15222; monitoring on port + 1000)
+#   BENCH_CLUSTER_RATES       cluster: total send rates to step through, msgs/s
+#                             ("1000 2000 3000 5000 7500 10000"; stops after 2 unsustained steps)
+#   BENCH_CLUSTER_SECS        cluster: measured seconds per step (20), after 2 s of warm-up
+#   BENCH_CLUSTER_ROOMS       cluster: rooms, one sender and one receiver connection each (100)
+#   BENCH_CLUSTER_MAX_P99_MS  cluster: a step is sustained when deliveries keep up with >= 95% of
+#                             the rate, nothing is refused or lost, and p99 <= this (1000)
+#   BENCH_CLUSTER_GOAL_RATE   cluster: the rate the goal is checked at (5000; goal p99 <= 20 ms)
+#   BENCH_CLUSTER_PRIME_SECS  cluster: an unreported run at the first rate first (10; 0 skips)
+#   BENCH_CLUSTER_COMPARE     cluster: 1 repeats the goal rate without client_msg_id, to show
+#                             what the idempotency records cost (1; quick: 0)
+#   BENCH_CLUSTER_FAILOVER_RATE  cluster: failover run's rate (500), over
+#                             BENCH_CLUSTER_FAILOVER_ROOMS (50) rooms for BENCH_CLUSTER_FAILOVER_SECS
+#                             (20); router-1 is killed BENCH_CLUSTER_KILL_AFTER (5) s in
+#   BENCH_CLUSTER_KEYSPACE    cluster: keyspace when the bench starts the cluster (chorus_bench)
+#   BENCH_CLUSTER_JWT_SECRET  cluster: the secret of a running cluster that was started with
+#                             CHORUS_JWT_SECRET (default: the generated .chorus-cluster/jwt-secret)
 #   BENCH_SKIP_BUILD=1        use the existing target/release binaries
-#   BENCH_ONLY="idle fanout latency subjects"  run a subset
+#   BENCH_ONLY="idle fanout latency subjects"  run a subset (or "cluster")
 set -euo pipefail
 
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
@@ -34,9 +59,14 @@ QUICK=${BENCH_QUICK:-0}
 if [[ $QUICK == 1 ]]; then
     d_idle=500 d_subs=100 d_msgs=200 d_lat_subs=100 d_lat_rate=50 d_lat_secs=4
     d_subj_rooms=2000 d_subj_msgs=20000
+    d_cl_rates="200 500" d_cl_secs=4 d_cl_rooms=20 d_cl_prime=0 d_cl_compare=0
+    d_fo_rate=100 d_fo_rooms=10 d_fo_secs=12 d_fo_kill=3
 else
     d_idle=10000 d_subs=1000 d_msgs=2000 d_lat_subs=1000 d_lat_rate=50 d_lat_secs=20
     d_subj_rooms=100000 d_subj_msgs=200000
+    d_cl_rates="1000 2000 3000 5000 7500 10000" d_cl_secs=20 d_cl_rooms=100 d_cl_prime=10
+    d_cl_compare=1
+    d_fo_rate=500 d_fo_rooms=50 d_fo_secs=20 d_fo_kill=5
 fi
 IDLE_CONNS=${BENCH_IDLE_CONNS:-$d_idle}
 FANOUT_SUBS=${BENCH_FANOUT_SUBS:-$d_subs}
@@ -52,6 +82,17 @@ SUBJ_GATEWAYS=${BENCH_SUBJECTS_GATEWAYS:-2}
 SUBJ_RATE=${BENCH_SUBJECTS_RATE:-50000}
 SUBJ_PAYLOAD=${BENCH_SUBJECTS_PAYLOAD:-200}
 SUBJ_NATS_PORT=${BENCH_SUBJECTS_NATS_PORT:-15222}
+CL_RATES=${BENCH_CLUSTER_RATES:-$d_cl_rates}
+CL_SECS=${BENCH_CLUSTER_SECS:-$d_cl_secs}
+CL_ROOMS=${BENCH_CLUSTER_ROOMS:-$d_cl_rooms}
+CL_MAX_P99_MS=${BENCH_CLUSTER_MAX_P99_MS:-1000}
+CL_GOAL_RATE=${BENCH_CLUSTER_GOAL_RATE:-5000}
+CL_PRIME_SECS=${BENCH_CLUSTER_PRIME_SECS:-$d_cl_prime}
+CL_COMPARE=${BENCH_CLUSTER_COMPARE:-$d_cl_compare}
+FO_RATE=${BENCH_CLUSTER_FAILOVER_RATE:-$d_fo_rate}
+FO_ROOMS=${BENCH_CLUSTER_FAILOVER_ROOMS:-$d_fo_rooms}
+FO_SECS=${BENCH_CLUSTER_FAILOVER_SECS:-$d_fo_secs}
+FO_KILL=${BENCH_CLUSTER_KILL_AFTER:-$d_fo_kill}
 ONLY=${BENCH_ONLY:-idle fanout latency subjects}
 LAT_MSGS=$(awk -v r="$LAT_RATE" -v s="$LAT_SECS" 'BEGIN { printf "%d", r * s }')
 
@@ -65,8 +106,8 @@ die() {
 
 for b in $ONLY; do
     case $b in
-    idle | fanout | latency | subjects) ;;
-    *) die "unknown bench '$b' in BENCH_ONLY (idle, fanout, latency, subjects)" ;;
+    idle | fanout | latency | subjects | cluster) ;;
+    *) die "unknown bench '$b' in BENCH_ONLY (idle, fanout, latency, subjects, cluster)" ;;
     esac
 done
 # Only `subjects` runs without the chorus server.
@@ -157,6 +198,7 @@ cleanup() {
     if [[ $NATS_STARTED == 1 ]]; then
         bench_nats clean >/dev/null 2>&1 || true
     fi
+    if declare -F cluster_cleanup >/dev/null; then cluster_cleanup; fi
     rm -rf "$TMP"
 }
 trap cleanup EXIT
@@ -421,12 +463,293 @@ bench_subjects() {
     echo
 }
 
+# ---------------------------------------------------------------------------------------------
+# 5. The local cluster (scripts/cluster.sh): latency by rate, highest sustained rate, failover.
+
+CLUSTER_DIR_B=${CLUSTER_DIR:-$PWD/.chorus-cluster}
+CLUSTER_STARTED=0 # this bench started the cluster, so it stops it
+CLUSTER_BROKEN=0  # a router was killed and is not back yet
+
+# scripts/cluster.sh with the bench's settings: the existing release binary, gateway limits far
+# above the load (the defaults allow 10 sends/s per connection), and the cluster's own secret.
+bench_cluster_sh() {
+    local keyspace=()
+    [[ $CLUSTER_STARTED == 1 ]] && keyspace=(CLUSTER_KEYSPACE="${BENCH_CLUSTER_KEYSPACE:-chorus_bench}")
+    if [[ -n ${BENCH_CLUSTER_JWT_SECRET:-} ]]; then
+        env CHORUS_JWT_SECRET="$BENCH_CLUSTER_JWT_SECRET" "${keyspace[@]}" CLUSTER_SKIP_BUILD=1 \
+            CHORUS_SEND_RATE=1000000 CHORUS_SEND_BURST=1000000 CHORUS_MAX_IN_FLIGHT=4096 \
+            bash scripts/cluster.sh "$@"
+    else
+        env -u CHORUS_JWT_SECRET "${keyspace[@]}" CLUSTER_SKIP_BUILD=1 \
+            CHORUS_SEND_RATE=1000000 CHORUS_SEND_BURST=1000000 CHORUS_MAX_IN_FLIGHT=4096 \
+            bash scripts/cluster.sh "$@"
+    fi
+}
+
+cluster_cleanup() {
+    if [[ $CLUSTER_BROKEN == 1 && $CLUSTER_STARTED == 0 ]]; then
+        echo "bench: restarting the killed router (scripts/cluster.sh up)" >&2
+        bench_cluster_sh up >/dev/null 2>&1 || true
+    fi
+    if [[ $CLUSTER_STARTED == 1 ]]; then
+        echo "bench: stopping the cluster this bench started (scripts/cluster.sh down)" >&2
+        bench_cluster_sh down >/dev/null 2>&1 || true
+        CLUSTER_STARTED=0
+    fi
+    CLUSTER_BROKEN=0
+}
+
+# run_cluster NAME ARGS...: one chorus-loadgen cluster run; results in $TMP/NAME.out; 0 if the
+# load generator succeeded.
+run_cluster() {
+    local name=$1 rc=0 d=$CLUSTER_DIR_B
+    shift
+    local nats_pid cql_pid
+    nats_pid=$(cat "$d/services/nats-${CLUSTER_NATS_PORT:-4222}/nats-server.pid" 2>/dev/null || echo 0)
+    cql_pid=$(cat "$d/services/cassandra-${CLUSTER_CQL_PORT:-9042}/cassandra.pid" 2>/dev/null || echo 0)
+    CHORUS_JWT_SECRET=$CLUSTER_SECRET "$LOADGEN" cluster \
+        --send-url ws://127.0.0.1:8081/v1/ws --recv-url ws://127.0.0.1:8082/v1/ws \
+        --body-bytes "$BODY_BYTES" --clk-tck "$(getconf CLK_TCK)" \
+        --watch-pid "cassandra=$cql_pid" --watch-pid "nats=$nats_pid" \
+        --watch-pid "router-1=$(cat "$d/run/router-1.pid")" \
+        --watch-pid "router-2=$(cat "$d/run/router-2.pid")" \
+        --watch-pid "gw-a=$(cat "$d/run/gateway-8081.pid")" \
+        --watch-pid "gw-b=$(cat "$d/run/gateway-8082.pid")" \
+        --metrics router-1=127.0.0.1:9101 --metrics router-2=127.0.0.1:9102 \
+        --metrics gw-a=127.0.0.1:8081 --metrics gw-b=127.0.0.1:8082 \
+        "$@" >"$TMP/$name.out" 2>"$TMP/$name.err" || rc=$?
+    return $rc
+}
+
+# CQL requests the cluster's Cassandra has completed (its system_views.thread_pools), or "".
+cql_requests() {
+    CHORUS_RUN_DIR=$CLUSTER_DIR_B/services CASSANDRA_PORT=${CLUSTER_CQL_PORT:-9042} \
+        bash scripts/cassandra.sh cql "SELECT completed_tasks FROM system_views.thread_pools \
+            WHERE name = 'Native-Transport-Requests'" 2>/dev/null | tr -dc '0-9' || true
+}
+
+cluster_header() {
+    printf '    %6s %8s %6s %6s %7s %7s %7s %7s | %4s %4s %4s %4s %4s %4s %4s %5s %5s | %6s %5s %7s | %s\n' \
+        target achieved p50 p90 p99 max ack-p50 ack-p99 cas r1 r2 gwA gwB nats lg other busy \
+        append batch cql/msg sustained
+}
+
+# cluster_row LABEL FILE CQL_BEFORE CQL_AFTER SUSTAINED: one line of the table.
+cluster_row() {
+    local f=$2 append batch per_msg
+    append=$(awk -v a="$(kv m.router-1.chorus_store_append_seconds.mean "$f")" \
+        -v b="$(kv m.router-2.chorus_store_append_seconds.mean "$f")" \
+        'BEGIN { printf "%.1f", (a + b) / 2 * 1000 }')
+    batch=$(awk -v a="$(kv m.router-1.chorus_router_batch_size.mean "$f")" \
+        -v b="$(kv m.router-2.chorus_router_batch_size.mean "$f")" \
+        'BEGIN { printf "%.2f", (a + b) / 2 }')
+    per_msg=$(awk -v a="$3" -v b="$4" -v n="$(kv sent "$f")" \
+        'BEGIN { if (a == "" || b == "" || n == 0) print "?"; else printf "%.2f", (b - a) / n }')
+    printf '    %6s %8s %6s %6s %7s %7s %7s %7s | %4s %4s %4s %4s %4s %4s %4s %5s %5s | %6s %5s %7s | %s\n' \
+        "$1" "$(kv deliver_rate "$f")" "$(us_ms "$(kv latency_p50_us "$f")")" \
+        "$(us_ms "$(kv latency_p90_us "$f")")" "$(us_ms "$(kv latency_p99_us "$f")")" \
+        "$(us_ms "$(kv latency_max_us "$f")")" "$(us_ms "$(kv ack_latency_p50_us "$f")")" \
+        "$(us_ms "$(kv ack_latency_p99_us "$f")")" "$(kv cpu.cassandra_pct "$f")" \
+        "$(kv cpu.router-1_pct "$f")" "$(kv cpu.router-2_pct "$f")" "$(kv cpu.gw-a_pct "$f")" \
+        "$(kv cpu.gw-b_pct "$f")" "$(kv cpu.nats_pct "$f")" "$(kv cpu.loadgen_pct "$f")" \
+        "$(kv cpu.others_pct "$f")" "$(kv machine_busy_pct "$f")%" "$append" "$batch" "$per_msg" "$5"
+}
+
+# Milliseconds from microseconds, one decimal.
+us_ms() { awk -v u="$1" 'BEGIN { printf "%.1f", u / 1000 }'; }
+# kv, with 0 for a key that is absent (a counter that never moved is not reported).
+kv0() {
+    local v
+    v=$(kv "$1" "$2")
+    echo "${v:-0}"
+}
+
+bench_cluster() {
+    local st=0 f rate rc sustained best="" misses=0 goal_line=""
+    echo "== 5. cluster: send→deliver latency by rate, highest sustained rate, failover =="
+    bash scripts/cluster.sh status >/dev/null 2>&1 || st=$?
+    case $st in
+    0) echo "  using the running cluster as it is (scripts/cluster.sh status: all up)" ;;
+    3)
+        CLUSTER_STARTED=1
+        echo "  starting a cluster (scripts/cluster.sh up, keyspace ${BENCH_CLUSTER_KEYSPACE:-chorus_bench});" \
+            "it is stopped again at the end"
+        ;;
+    *) echo "  the cluster is partly up: scripts/cluster.sh up starts the rest, and it stays up" ;;
+    esac
+    if [[ $st != 0 ]] && ! bench_cluster_sh up >"$TMP/cluster-up.log" 2>&1; then
+        echo "  FAILED: scripts/cluster.sh up:"
+        tail -n 20 "$TMP/cluster-up.log" | sed 's/^/    /'
+        FAILED+=(cluster)
+        return 0
+    fi
+    CLUSTER_SECRET=${BENCH_CLUSTER_JWT_SECRET:-$(tr -d ' \n' <"$CLUSTER_DIR_B/jwt-secret" 2>/dev/null)}
+    if [[ -z $CLUSTER_SECRET ]]; then
+        echo "  FAILED: no secret: set BENCH_CLUSTER_JWT_SECRET to the running cluster's"
+        FAILED+=(cluster)
+        return 0
+    fi
+    sleep 2
+    # Where each log stood, to show only what this bench made the cluster log.
+    local n log_at=()
+    for n in router-1 router-2 gateway-8081 gateway-8082; do
+        log_at+=("$(wc -l <"$CLUSTER_DIR_B/logs/$n.log" 2>/dev/null || echo 0)")
+    done
+
+    echo "  $CL_ROOMS rooms; a sender per room on ws://127.0.0.1:8081, a receiver per room on" \
+        "ws://127.0.0.1:8082; $BODY_BYTES B bodies, each send with a client_msg_id; sends paced" \
+        "evenly; 2 s warm-up, then $CL_SECS s measured per step"
+    if ((CL_PRIME_SECS > 0)); then
+        rate=${CL_RATES%% *}
+        run_cluster cluster-prime --rooms "$CL_ROOMS" --senders "$CL_ROOMS" --rate "$rate" \
+            --duration-secs "$CL_PRIME_SECS" || true
+        echo "  (first an unreported ${CL_PRIME_SECS} s run at $rate msgs/s: JIT and caches)"
+    fi
+    echo "  latency in ms over the measured messages; CPU in % of one core over the measured" \
+        "sending (cas: Cassandra, r1/r2: routers, gwA/gwB: gateways, lg: load generator," \
+        "other: everything else on the machine)"
+    cluster_header
+    local cql_before cql_after
+    cql_before=$(cql_requests)
+    for rate in $CL_RATES; do
+        f=$TMP/cluster-$rate.out
+        rc=0
+        run_cluster "cluster-$rate" --rooms "$CL_ROOMS" --senders "$CL_ROOMS" --rate "$rate" \
+            --duration-secs "$CL_SECS" || rc=$?
+        cql_after=$(cql_requests)
+        if [[ ! -s $f ]]; then
+            echo "    $rate: FAILED (load generator exit $rc):"
+            sed 's/^/      /' "$TMP/cluster-$rate.err"
+            FAILED+=("cluster-$rate")
+            misses=$((misses + 1))
+            ((misses >= 2)) && break
+            cql_before=$cql_after
+            continue
+        fi
+        sustained=$(awk -v t="$rate" -v d="$(kv deliver_rate "$f")" -v p="$(kv latency_p99_us "$f")" \
+            -v m="$CL_MAX_P99_MS" -v rc="$rc" \
+            'BEGIN { print (rc == 0 && d >= 0.95 * t && p <= m * 1000) ? "yes" : "no" }')
+        cluster_row "$rate" "$f" "$cql_before" "$cql_after" "$sustained"
+        cql_before=$cql_after
+        if ((rc != 0)); then
+            echo "      load generator: $(tail -n 1 "$TMP/cluster-$rate.err")"
+        fi
+        if [[ $sustained == yes ]]; then
+            best=$rate
+            misses=0
+        else
+            misses=$((misses + 1))
+        fi
+        if [[ $rate == "$CL_GOAL_RATE" ]]; then
+            goal_line=$(awk -v p="$(kv latency_p99_us "$f")" -v s="$sustained" -v r="$rate" 'BEGIN {
+                printf "goal p99 <= 20 ms at %d msgs/s: p99 %.1f ms, %s", r, p / 1000,
+                    (p <= 20000 && s == "yes") ? "met" : "not met" }')
+        fi
+        ((misses >= 2)) && break
+    done
+    # The same load without client_msg_id: no idempotency record is read or written, so the
+    # difference is what exactly-once sends cost (a comparison, not a supported mode).
+    if [[ $CL_COMPARE == 1 && -s $TMP/cluster-$CL_GOAL_RATE.out ]]; then
+        f=$TMP/cluster-nocmid.out
+        rc=0
+        run_cluster cluster-nocmid --rooms "$CL_ROOMS" --senders "$CL_ROOMS" \
+            --rate "$CL_GOAL_RATE" --duration-secs "$CL_SECS" --no-client-msg-id || rc=$?
+        cql_after=$(cql_requests)
+        if [[ -s $f ]]; then
+            cluster_row "$CL_GOAL_RATE*" "$f" "$cql_before" "$cql_after" "(comparison)"
+            echo "      * the same without client_msg_id (no idempotency read or record per message)"
+        else
+            echo "    comparison without client_msg_id: FAILED (load generator exit $rc)"
+        fi
+    fi
+    echo "  (append: the routers' mean chorus_store_append_seconds, ms; batch: their mean" \
+        "chorus_router_batch_size; cql/msg: requests Cassandra's native transport completed per" \
+        "message sent, warm-up included)"
+    for rate in $CL_RATES; do
+        f=$TMP/cluster-$rate.out
+        [[ -s $f ]] || continue
+        echo "  $rate msgs/s, p99 by second of sending (ms): $(kv latency_p99_by_second_ms "$f" | tr ',' ' ')"
+        local extra
+        extra=$(grep -E '^(refused\.|m\.gw-.\.chorus_gateway_(router|not_owner)_retries|m\.gw-.\.chorus_gateway_errors|m\.router-.\.chorus_router_room_overloaded)' "$f" |
+            tr '\n' ' ' || true)
+        [[ -n $extra ]] && echo "    also: $extra"
+    done
+    echo "  highest sustained rate: ${best:-none} msgs/s (delivered >= 95% of the rate, nothing" \
+        "refused, missing or out of order, p99 <= $CL_MAX_P99_MS ms)"
+    [[ -n $goal_line ]] && echo "  $goal_line"
+
+    # Failover: kill -9 router-1 under load; per room, kill → first ack again.
+    f=$TMP/cluster-failover.out
+    echo "  failover: $FO_RATE msgs/s over $FO_ROOMS rooms for 2 + $FO_SECS s; router-1 gets" \
+        "kill -9 $FO_KILL s after the first send"
+    CLUSTER_BROKEN=1
+    rc=0
+    run_cluster cluster-failover --rooms "$FO_ROOMS" --senders "$FO_ROOMS" --rate "$FO_RATE" \
+        --duration-secs "$FO_SECS" --kill-pid-file "$CLUSTER_DIR_B/run/router-1.pid" \
+        --kill-after-secs "$FO_KILL" || rc=$?
+    if bench_cluster_sh up >"$TMP/cluster-restore.log" 2>&1; then
+        CLUSTER_BROKEN=0
+        echo "  restored: $(grep -m1 'started router-1' "$TMP/cluster-restore.log" | sed 's/^\[[^]]*\] //')"
+    else
+        echo "  FAILED to restore the cluster (scripts/cluster.sh up):"
+        tail -n 10 "$TMP/cluster-restore.log" | sed 's/^/    /'
+        FAILED+=(cluster-restore)
+    fi
+    if [[ -s $f ]]; then
+        echo "    rooms whose acks paused >= $(kv stall_threshold_ms "$f") ms: $(kv failover_rooms_affected "$f")" \
+            "of $FO_ROOMS; the others' longest pause: $(kv failover_unaffected_stall_max_ms "$f") ms"
+        echo "    kill → first ack again: min $(kv failover_first_ack_min_ms "$f") ms," \
+            "p50 $(kv failover_first_ack_p50_ms "$f") ms, max $(kv failover_first_ack_max_ms "$f") ms"
+        echo "    kill → first delivery again (other gateway): p50" \
+            "$(kv failover_first_delivery_p50_ms "$f") ms, max $(kv failover_first_delivery_max_ms "$f") ms"
+        echo "    sent $(kv sent "$f"), acked $(kv acked "$f"), refused $(kv refused "$f")," \
+            "acked but not delivered $(kv missing "$f"), gaps $(kv gaps "$f");" \
+            "gateway retries: $(kv0 m.gw-a.chorus_gateway_router_retries_total "$f") after" \
+            "router errors, $(kv0 m.gw-a.chorus_gateway_not_owner_retries_total "$f") not-owner"
+        # The two waits of a crash: the ring drops the router once its membership entry
+        # expires; then the new owner waits out the old session before it claims a slot.
+        local kill_ms ring_line ring_ms
+        kill_ms=$(kv kill_unix_ms "$f")
+        ring_line=$(tail -n +"$((log_at[2] + 1))" "$CLUSTER_DIR_B/logs/gateway-8081.log" |
+            grep -m1 'ring changed .*routers=\["router-2"\]' || true)
+        if [[ -n $kill_ms && -n $ring_line ]]; then
+            ring_ms=$(date -d "${ring_line%% *}" +%s%3N 2>/dev/null || echo "")
+            [[ -n $ring_ms ]] && echo "    ring without router-1 (gateway-8081 log):" \
+                "$((ring_ms - kill_ms)) ms after the kill; router-2 claimed" \
+                "$(kv0 m.router-2.chorus_router_slot_claims_total "$f") slots, waiting" \
+                "$(kv0 m.router-2.chorus_router_slot_claim_seconds.mean "$f") s on average" \
+                "(chorus_router_slot_claim_seconds)"
+        fi
+    fi
+    if [[ ! -s $f ]] || ((rc != 0)); then
+        echo "    FAILED: load generator exit $rc:"
+        sed 's/^/      /' "$TMP/cluster-failover.err"
+        FAILED+=(cluster-failover)
+    fi
+    local i=0 lines c
+    for n in router-1 router-2 gateway-8081 gateway-8082; do
+        lines=$(tail -n +"$((log_at[i] + 1))" "$CLUSTER_DIR_B/logs/$n.log" 2>/dev/null |
+            grep -E ' (WARN|ERROR) ' || true)
+        i=$((i + 1))
+        c=$(grep -c . <<<"$lines" || true)
+        echo "  $n.log: ${c:-0} WARN/ERROR lines during the bench"
+        [[ -n $lines ]] && head -n 3 <<<"$lines" | cut -c1-240 | sed 's/^/    /'
+    done
+    if [[ -s $TMP/cluster-$CL_GOAL_RATE.out ]]; then
+        echo "  raw results of the $CL_GOAL_RATE msgs/s step:"
+        raw_results "$TMP/cluster-$CL_GOAL_RATE.out"
+    fi
+    cluster_cleanup
+    echo
+}
+
 for b in $ONLY; do
     case $b in
     idle) bench_idle ;;
     fanout) bench_fanout ;;
     latency) bench_latency ;;
     subjects) bench_subjects ;;
+    cluster) bench_cluster ;;
     esac
 done
 

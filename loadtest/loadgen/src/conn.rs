@@ -37,6 +37,15 @@ pub struct Joined {
     pub last_seq: u64,
 }
 
+/// A connection that is authenticated and joined to several rooms.
+pub struct JoinedRooms {
+    pub ws: Ws,
+    /// `last_seq` of each room's `joined` reply, in the order the rooms were given.
+    pub last_seqs: Vec<u64>,
+    /// The `limits` object of the server's `ready` frame.
+    pub limits: serde_json::Value,
+}
+
 /// Small buffers for connections that mostly sit idle or receive small frames: the default
 /// 128 KiB read buffer is allocated eagerly, per connection.
 pub fn small_config() -> WebSocketConfig {
@@ -58,12 +67,26 @@ pub async fn connect_joined(
     room: &str,
     config: WebSocketConfig,
 ) -> anyhow::Result<Joined> {
+    let j = connect_joined_rooms(target, user, &[room], config).await?;
+    Ok(Joined {
+        ws: j.ws,
+        last_seq: j.last_seqs[0],
+    })
+}
+
+/// Like [`connect_joined`], joining each of `rooms` in turn (at most the server's `max_rooms`).
+pub async fn connect_joined_rooms(
+    target: &Target,
+    user: &str,
+    rooms: &[&str],
+    config: WebSocketConfig,
+) -> anyhow::Result<JoinedRooms> {
     let mut backoff = Duration::from_millis(50);
     let mut last = None;
     for attempt in 1..=target.attempts.max(1) {
         match tokio::time::timeout(
             target.attempt_timeout,
-            attempt_once(target, user, room, config),
+            attempt_once(target, user, rooms, config),
         )
         .await
         {
@@ -90,9 +113,9 @@ pub async fn connect_joined(
 async fn attempt_once(
     target: &Target,
     user: &str,
-    room: &str,
+    rooms: &[&str],
     config: WebSocketConfig,
-) -> Result<Joined, AttemptError> {
+) -> Result<JoinedRooms, AttemptError> {
     let token =
         proto::mint(&target.key, user, target.token_ttl_secs).map_err(AttemptError::Fatal)?;
     let mut req = target
@@ -111,8 +134,12 @@ async fn attempt_once(
         .map_err(classify_connect_error)?;
 
     let ready = next_text(&mut ws).await.map_err(AttemptError::Transient)?;
-    match proto::classify(&ready) {
-        proto::Frame::Other { kind } if kind == "ready" => {}
+    let limits = match proto::classify(&ready) {
+        proto::Frame::Other { kind } if kind == "ready" => {
+            serde_json::from_str::<serde_json::Value>(&ready)
+                .map(|mut v| v["limits"].take())
+                .unwrap_or_default()
+        }
         proto::Frame::Error { code, message, .. } => {
             return Err(AttemptError::Fatal(anyhow!(
                 "server refused {user}: {code}: {message}"
@@ -121,28 +148,41 @@ async fn attempt_once(
         _ => {
             return Err(AttemptError::Fatal(anyhow!("expected ready, got {ready}")));
         }
-    }
+    };
 
-    ws.send(Message::text(proto::join_frame(1, room)))
-        .await
-        .map_err(|e| AttemptError::Transient(anyhow!("sending join: {e}")))?;
+    let mut last_seqs = Vec::with_capacity(rooms.len());
+    for (i, room) in rooms.iter().enumerate() {
+        ws.send(Message::text(proto::join_frame(i as u64 + 1, room)))
+            .await
+            .map_err(|e| AttemptError::Transient(anyhow!("sending join: {e}")))?;
+        last_seqs.push(await_joined(&mut ws, user, room).await?);
+    }
+    Ok(JoinedRooms {
+        ws,
+        last_seqs,
+        limits,
+    })
+}
+
+/// Reads until the `joined` reply of `room` and returns its `last_seq`.
+async fn await_joined(ws: &mut Ws, user: &str, room: &str) -> Result<u64, AttemptError> {
     loop {
-        let text = next_text(&mut ws).await.map_err(AttemptError::Transient)?;
+        let text = next_text(ws).await.map_err(AttemptError::Transient)?;
         match proto::classify(&text) {
             proto::Frame::Other { kind } if kind == "joined" => {
                 let v: serde_json::Value = serde_json::from_str(&text)
                     .map_err(|e| AttemptError::Fatal(anyhow!("bad joined frame {text}: {e}")))?;
-                let last_seq = v["last_seq"].as_u64().ok_or_else(|| {
+                return v["last_seq"].as_u64().ok_or_else(|| {
                     AttemptError::Fatal(anyhow!("joined without last_seq: {text}"))
-                })?;
-                return Ok(Joined { ws, last_seq });
+                });
             }
             proto::Frame::Error { code, message, .. } => {
                 return Err(AttemptError::Fatal(anyhow!(
                     "join of {room} by {user} refused: {code}: {message}"
                 )));
             }
-            // A live message of the room can already arrive; the caller counts from last_seq.
+            // A live message of a room joined earlier can already arrive; the caller counts
+            // from last_seq.
             _ => {}
         }
     }
@@ -198,24 +238,42 @@ pub async fn connect_many(
     room: &str,
     config: WebSocketConfig,
 ) -> anyhow::Result<Vec<Joined>> {
-    let n = users.len();
+    let room = vec![room.to_owned()];
+    let plan = users.into_iter().map(|u| (u, room.clone())).collect();
+    let joined = connect_many_rooms(target, plan, config).await?;
+    Ok(joined
+        .into_iter()
+        .map(|j| Joined {
+            ws: j.ws,
+            last_seq: j.last_seqs[0],
+        })
+        .collect())
+}
+
+/// Like [`connect_many`], with each user joining its own list of rooms.
+pub async fn connect_many_rooms(
+    target: &Arc<Target>,
+    plan: Vec<(String, Vec<String>)>,
+    config: WebSocketConfig,
+) -> anyhow::Result<Vec<JoinedRooms>> {
+    let n = plan.len();
     let permits = Arc::new(Semaphore::new(target.concurrency.max(1)));
-    let room: Arc<str> = room.into();
     let started = Instant::now();
     let mut set = JoinSet::new();
-    for (i, user) in users.into_iter().enumerate() {
-        let (target, permits, room) = (target.clone(), permits.clone(), room.clone());
+    for (i, (user, rooms)) in plan.into_iter().enumerate() {
+        let (target, permits) = (target.clone(), permits.clone());
         set.spawn(async move {
             let Ok(_permit) = permits.acquire_owned().await else {
                 return (i, None); // skipped: an earlier connection failed
             };
-            let r = connect_joined(&target, &user, &room, config)
+            let rooms: Vec<&str> = rooms.iter().map(String::as_str).collect();
+            let r = connect_joined_rooms(&target, &user, &rooms, config)
                 .await
                 .with_context(|| format!("connection {i} ({user})"));
             (i, Some(r))
         });
     }
-    let mut slots: Vec<Option<Joined>> = (0..n).map(|_| None).collect();
+    let mut slots: Vec<Option<JoinedRooms>> = (0..n).map(|_| None).collect();
     let mut errors = Vec::new();
     let mut skipped = 0;
     while let Some(res) = set.join_next().await {

@@ -3,13 +3,16 @@
 //! Modes:
 //! - `idle`: hold N joined connections open until stdin closes (memory per idle connection);
 //! - `fanout`: one sender, S subscribers in one room; throughput, order and send→deliver latency;
+//! - `cluster`: senders on one gateway of a cluster, receivers on another, many rooms at a fixed
+//!   rate; send→deliver latency across the cluster, and failover stalls when a router is killed;
 //! - `subjects`: the NATS delivery bus's subject design at many rooms, against nats-server only
 //!   (memory per subscription, fan-out cost); no Chorus server involved.
 //!
-//! Tokens (idle, fanout) are minted locally with the server's HS256 secret. Results are `key=value` lines on
-//! stdout; progress and problems go to stderr; the exit status is non-zero when anything was
-//! lost, duplicated, reordered or refused.
+//! Tokens (idle, fanout, cluster) are minted locally with the server's HS256 secret. Results
+//! are `key=value` lines on stdout; progress and problems go to stderr; the exit status is
+//! non-zero when anything was lost, duplicated, reordered or refused.
 
+mod cluster;
 mod conn;
 mod fanout;
 mod idle;
@@ -37,9 +40,9 @@ struct Cli {
 
 /// How the WebSocket modes (`idle`, `fanout`) reach a Chorus server.
 #[derive(Debug, clap::Args)]
-#[command(next_help_heading = "Chorus server (idle, fanout)")]
+#[command(next_help_heading = "Chorus server (idle, fanout, cluster)")]
 struct ServerArgs {
-    /// WebSocket endpoint of the server.
+    /// WebSocket endpoint of the server (cluster: --send-url and --recv-url instead).
     #[arg(long, global = true, default_value = "ws://127.0.0.1:8080/v1/ws")]
     url: String,
     /// The server's HS256 JWT secret (tokens are minted locally).
@@ -65,6 +68,9 @@ enum Mode {
     Idle(idle::IdleArgs),
     /// One sender and S subscribers in a room: deliveries, order, throughput and latency.
     Fanout(fanout::FanoutArgs),
+    /// Senders on one cluster gateway, receivers on another, many rooms at a fixed rate:
+    /// send→deliver latency through the cluster, and stalls when a process is killed.
+    Cluster(cluster::ClusterArgs),
     /// Per-room NATS subjects against a wildcard and per-gateway subjects: memory and fan-out
     /// cost at many rooms (talks to nats-server only).
     Subjects(subjects::SubjectsArgs),
@@ -88,12 +94,22 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Mode::Fanout(args) => {
             fanout::run(websocket_target(server)?, args, &server.user_prefix).await
         }
+        Mode::Cluster(args) => {
+            let send = websocket_target_at(server, &args.send_url)?;
+            let recv = websocket_target_at(server, &args.recv_url)?;
+            cluster::run(send, recv, args, &server.user_prefix).await
+        }
         Mode::Subjects(args) => subjects::run(args).await,
     }
 }
 
 /// The Chorus server the WebSocket modes talk to, once the secret and user prefix are checked.
 fn websocket_target(server: &ServerArgs) -> anyhow::Result<Arc<conn::Target>> {
+    websocket_target_at(server, &server.url)
+}
+
+/// Like [`websocket_target`], at another URL (the cluster mode's two gateways).
+fn websocket_target_at(server: &ServerArgs, url: &str) -> anyhow::Result<Arc<conn::Target>> {
     let Some(secret) = &server.secret else {
         bail!("no secret: pass --secret or set CHORUS_JWT_SECRET");
     };
@@ -109,7 +125,7 @@ fn websocket_target(server: &ServerArgs) -> anyhow::Result<Arc<conn::Target>> {
         bail!("--user-prefix must be a short user id of [A-Za-z0-9_.@-] (at most 33 characters)");
     }
     Ok(Arc::new(conn::Target {
-        url: server.url.clone(),
+        url: url.to_owned(),
         key: jsonwebtoken::EncodingKey::from_secret(secret.as_bytes()),
         concurrency: server.concurrency,
         attempts: server.connect_attempts,

@@ -133,17 +133,66 @@ pub fn send_frame(
     sent_ns: u64,
     body_bytes: usize,
 ) {
+    write_send(
+        out,
+        id,
+        room,
+        Some(client_msg_id),
+        sent_ns,
+        None,
+        body_bytes,
+    );
+}
+
+/// A `send` frame like [`send_frame`] whose body also carries `tag` (the sender's message
+/// number) after the send time: `lg:<sent_ns>;<tag>;` and then padding. Without
+/// `client_msg_id`, the send is not deduplicated by the server.
+pub fn tagged_send_frame(
+    out: &mut String,
+    id: u64,
+    room: &str,
+    client_msg_id: Option<&str>,
+    sent_ns: u64,
+    tag: u64,
+    body_bytes: usize,
+) {
+    write_send(out, id, room, client_msg_id, sent_ns, Some(tag), body_bytes);
+}
+
+fn write_send(
+    out: &mut String,
+    id: u64,
+    room: &str,
+    client_msg_id: Option<&str>,
+    sent_ns: u64,
+    tag: Option<u64>,
+    body_bytes: usize,
+) {
     use std::fmt::Write;
     out.clear();
-    let _ = write!(
-        out,
-        r#"{{"type":"send","id":{id},"room":"{room}","client_msg_id":"{client_msg_id}","body":"{BODY_MARK}{sent_ns};"#
-    );
-    let head = BODY_MARK.len() + decimal_len(sent_ns) + 1;
+    let _ = write!(out, r#"{{"type":"send","id":{id},"room":"{room}","#);
+    if let Some(cmid) = client_msg_id {
+        let _ = write!(out, r#""client_msg_id":"{cmid}","#);
+    }
+    let _ = write!(out, r#""body":"{BODY_MARK}{sent_ns};"#);
+    let mut head = BODY_MARK.len() + decimal_len(sent_ns) + 1;
+    if let Some(tag) = tag {
+        let _ = write!(out, "{tag};");
+        head += decimal_len(tag) + 1;
+    }
     for _ in head..body_bytes {
         out.push('x');
     }
     out.push_str("\"}");
+}
+
+/// The tag of a `msg` frame whose body [`tagged_send_frame`] wrote; `None` for any other.
+pub fn msg_tag(text: &str) -> Option<u64> {
+    const BODY: &str = r#","body":""#;
+    let at = text.find(BODY)? + BODY.len();
+    let (_, rest) = leading_u64(text[at..].strip_prefix(BODY_MARK)?)?;
+    let (tag, rest) = leading_u64(rest.strip_prefix(';')?)?;
+    rest.starts_with(';').then_some(tag)
 }
 
 fn decimal_len(mut n: u64) -> usize {
@@ -292,6 +341,34 @@ mod tests {
                 }
             );
         }
+    }
+
+    #[test]
+    fn tagged_sends_carry_the_send_time_and_the_tag() {
+        let mut s = String::new();
+        for (cmid, tag, bytes) in [(Some("n-1"), 0u64, 64usize), (None, 123_456, 8)] {
+            tagged_send_frame(&mut s, 9, "r-1", cmid, 777, tag, bytes);
+            let v: Value = serde_json::from_str(&s).unwrap();
+            assert_eq!(v["id"], 9);
+            assert_eq!(v.get("client_msg_id").and_then(Value::as_str), cmid);
+            let body = v["body"].as_str().unwrap();
+            let head = format!("{BODY_MARK}777;{tag};");
+            assert!(body.starts_with(&head));
+            assert_eq!(body.len(), bytes.max(head.len()));
+            let echoed = format!(
+                r#"{{"type":"msg","room":"r-1","seq":3,"from":"u","body":"{body}","ts":1}}"#
+            );
+            assert_eq!(
+                classify(&echoed),
+                Frame::Msg {
+                    seq: 3,
+                    sent_ns: Some(777)
+                }
+            );
+            assert_eq!(msg_tag(&echoed), Some(tag));
+        }
+        let untagged = r#"{"type":"msg","room":"r","seq":1,"from":"u","body":"lg:5;xxxx","ts":1}"#;
+        assert_eq!(msg_tag(untagged), None);
     }
 
     #[test]

@@ -96,6 +96,54 @@ fn parse_stat_cpu(stat: &str) -> Option<u64> {
     Some(utime + stime)
 }
 
+/// The machine's CPU time so far, from the first line of `/proc/stat`, in clock ticks summed
+/// over every core.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct MachineCpu {
+    /// user, nice, system, irq, softirq.
+    pub busy: u64,
+    /// Time the hypervisor gave this machine's virtual cores to someone else.
+    pub steal: u64,
+    pub iowait: u64,
+    pub idle: u64,
+}
+
+impl MachineCpu {
+    pub fn read() -> Option<MachineCpu> {
+        parse_proc_stat(&std::fs::read_to_string("/proc/stat").ok()?)
+    }
+
+    pub fn total(&self) -> u64 {
+        self.busy + self.steal + self.iowait + self.idle
+    }
+
+    /// `self - earlier`, field by field.
+    pub fn since(&self, earlier: &MachineCpu) -> MachineCpu {
+        MachineCpu {
+            busy: self.busy.saturating_sub(earlier.busy),
+            steal: self.steal.saturating_sub(earlier.steal),
+            iowait: self.iowait.saturating_sub(earlier.iowait),
+            idle: self.idle.saturating_sub(earlier.idle),
+        }
+    }
+}
+
+fn parse_proc_stat(stat: &str) -> Option<MachineCpu> {
+    let line = stat.lines().next()?.strip_prefix("cpu ")?;
+    let f: Vec<u64> = line
+        .split_ascii_whitespace()
+        .map(|v| v.parse().ok())
+        .collect::<Option<_>>()?;
+    // user nice system idle iowait irq softirq steal [guest guest_nice: already in user/nice]
+    let at = |i: usize| f.get(i).copied().unwrap_or(0);
+    Some(MachineCpu {
+        busy: at(0) + at(1) + at(2) + at(5) + at(6),
+        steal: at(7),
+        iowait: at(4),
+        idle: at(3),
+    })
+}
+
 /// VmRSS of a process in KiB, from `/proc/PID/status`.
 pub fn rss_kib(pid: &str) -> Option<u64> {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
@@ -152,6 +200,24 @@ mod tests {
         let v = [10, 20, 30];
         assert_eq!(percentile(&v, 50.0), 20);
         assert_eq!(percentile(&v, 99.9), 30);
+    }
+
+    #[test]
+    fn machine_cpu_from_proc_stat() {
+        let stat = "cpu  100 5 50 1000 20 3 7 11 0 0\ncpu0 1 2 3 4 5 6 7 8 9 10\n";
+        let now = parse_proc_stat(stat).unwrap();
+        assert_eq!(
+            now,
+            MachineCpu {
+                busy: 165,
+                steal: 11,
+                iowait: 20,
+                idle: 1000
+            }
+        );
+        assert_eq!(now.total(), 1196);
+        assert_eq!(now.since(&now), MachineCpu::default());
+        assert!(MachineCpu::read().is_some());
     }
 
     #[test]
