@@ -48,13 +48,15 @@ impl Heads {
 
     /// Records a head read from the database or just written. A read that waited for an
     /// earlier settle deadline (`waited`) must not hide a newer failure: if the room started
-    /// settling again meanwhile, the entry is kept.
+    /// settling again meanwhile, the entry is kept. A known head never goes down: a read
+    /// that started before a concurrent append finished (a join's `last_seq`) would
+    /// otherwise put the fence behind the log and refuse the next append.
     pub(crate) fn set(&self, room: &RoomId, head: u64, waited: Option<Instant>) {
         let mut rooms = self.rooms();
-        if let Some(Head::Settling(deadline)) = rooms.get(room)
-            && Some(*deadline) != waited
-        {
-            return;
+        match rooms.get(room) {
+            Some(Head::Settling(deadline)) if Some(*deadline) != waited => return,
+            Some(Head::Known(known)) if *known > head => return,
+            _ => {}
         }
         self.insert(&mut rooms, room, Head::Known(head));
     }
@@ -116,6 +118,15 @@ mod tests {
         assert_eq!(heads.get(&r), Some(Head::Known(5)));
         heads.set(&r, 6, None);
         assert_eq!(heads.get(&r), Some(Head::Known(6)));
+    }
+
+    #[test]
+    fn a_stale_read_never_moves_the_fence_back() {
+        let heads = Heads::new(10);
+        let r = room(1);
+        heads.set(&r, 16, None); // an append of 16 finished
+        heads.set(&r, 15, None); // a join's read that started before it
+        assert_eq!(heads.get(&r), Some(Head::Known(16)));
     }
 
     #[test]
