@@ -148,7 +148,7 @@ pub async fn start_router(config: RouterNodeConfig) -> anyhow::Result<RouterNode
     let router = Arc::new(Router::with_ownership(
         store.clone() as Arc<dyn MessageStore>,
         Arc::new(bus.clone()),
-        ownership,
+        ownership.clone(),
         config.router.clone(),
     ));
 
@@ -189,12 +189,18 @@ pub async fn start_router(config: RouterNodeConfig) -> anyhow::Result<RouterNode
             .route(
                 "/readyz",
                 get(move || {
-                    let ready = ready.load(std::sync::atomic::Ordering::Acquire);
+                    let in_ring = ready.load(std::sync::atomic::Ordering::Acquire);
+                    let session = ownership.session_valid();
                     async move {
-                        if ready {
-                            "ready\n".into_response()
-                        } else {
-                            (StatusCode::SERVICE_UNAVAILABLE, "not in the ring\n").into_response()
+                        match (in_ring, session) {
+                            (true, true) => "ready\n".into_response(),
+                            (false, _) => (StatusCode::SERVICE_UNAVAILABLE, "not in the ring\n")
+                                .into_response(),
+                            (true, false) => (
+                                StatusCode::SERVICE_UNAVAILABLE,
+                                "ownership session lapsed (database or NATS unreachable)\n",
+                            )
+                                .into_response(),
                         }
                     }
                 }),

@@ -828,3 +828,47 @@ async fn a_database_outage_fails_sends_as_unavailable_and_recovers() {
     );
     traffic.finish_and_verify(&c).await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_router_stopped_gracefully_hands_its_rooms_over_at_once() {
+    let (nats, cql) = shared_services();
+    let mut c = ProcCluster::start("graceful-stop", nats, cql, 2).await;
+    let rooms = rooms(6);
+    let leaving = "router-1";
+    let moved: Vec<String> = rooms
+        .iter()
+        .filter(|r| c.owner(r) == leaving)
+        .cloned()
+        .collect();
+    assert!(!moved.is_empty(), "some room lives on {leaving}");
+    let traffic = Traffic::start(&c, &rooms, 1, 1);
+    traffic.wait_for_acks(60, Duration::from_secs(60)).await;
+
+    let mut p = c.routers.remove(leaving).unwrap();
+    let pid = p.child.id().expect("running").to_string();
+    let stopped = Instant::now();
+    let status = std::process::Command::new("kill")
+        .args(["-TERM", &pid])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let exit = tokio::time::timeout(Duration::from_secs(20), p.child.wait())
+        .await
+        .expect("the router exits after handing over")
+        .unwrap();
+    assert!(exit.success(), "clean exit: {exit:?}");
+    traffic.wait_for_acks(100, Duration::from_secs(60)).await;
+    let handover = first_ack_after(&traffic.ledger, &moved, stopped).expect("rooms served again");
+    println!(
+        "SIGTERM {leaving}: its {} rooms were served again after {:.2} s",
+        moved.len(),
+        handover.as_secs_f64()
+    );
+    // Released, not expired: a take-over after expiry cannot start before the session TTL
+    // plus drift and settle (2 + 0.25 + 2 s here), so anything well below proves the release.
+    assert!(
+        handover < Duration::from_secs(3),
+        "a graceful hand-over waited {handover:?}"
+    );
+    traffic.finish_and_verify(&c).await;
+}

@@ -186,6 +186,12 @@ impl LeaseOwnership {
         Ok(this)
     }
 
+    /// Whether this router may acknowledge appends now (its session is alive). A router
+    /// whose session lapsed (database or NATS unreachable) is not ready.
+    pub fn session_valid(&self) -> bool {
+        self.session.valid()
+    }
+
     async fn renew(&self) -> Result<(), RouterError> {
         let sent = now_ms();
         let until = sent + self.config.session_ttl.as_millis() as u64;
