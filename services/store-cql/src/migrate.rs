@@ -67,7 +67,13 @@ pub async fn migrate(config: &CqlConfig) -> Result<MigrationReport, CqlError> {
     config.validate()?;
     let ks = &config.keyspace;
     let ddl_timeout = config.request_timeout.max(MIN_DDL_TIMEOUT);
-    let session = session::open(config, SCHEMA_POLL).await?;
+    // Schema changes wait for schema agreement and can take seconds on a busy node: the
+    // session's own per-request timeout must not cut them short either.
+    let ddl_config = CqlConfig {
+        request_timeout: ddl_timeout,
+        ..config.clone()
+    };
+    let session = session::open(&ddl_config, SCHEMA_POLL).await?;
     let created_keyspace = !keyspace_exists(&session, config).await?;
     if created_keyspace {
         let create = format!(
