@@ -24,8 +24,8 @@ use async_trait::async_trait;
 use chorus_core::{
     RoomId,
     router::{
-        EventRequest, HistoryPage, HistoryRequest, JoinReply, JoinRequest, RouterClient,
-        RouterError, SendAck, SendRequest,
+        EventRequest, HistoryPage, HistoryRequest, JoinReply, JoinRequest, RoomGroup, RouterClient,
+        RouterError, SendAck, SendRequest, group_by_room,
     },
 };
 use chorus_router_grpc::GrpcRouterClient;
@@ -205,16 +205,7 @@ impl RouterClient for RingRouterClient {
         let deadline = Instant::now() + self.config.total_deadline;
         let total = reqs.len();
         // Room groups keep their order and share their fate, as the router treats them.
-        let mut groups: Vec<(RoomId, Vec<SendRequest>, Vec<usize>)> = Vec::new();
-        for (i, req) in reqs.into_iter().enumerate() {
-            match groups.iter_mut().find(|(room, ..)| *room == req.room) {
-                Some((_, group, slots)) => {
-                    group.push(req);
-                    slots.push(i);
-                }
-                None => groups.push((req.room.clone(), vec![req], vec![i])),
-            }
-        }
+        let mut groups = group_by_room(reqs);
         let mut results: Vec<Option<Result<SendAck, RouterError>>> =
             (0..total).map(|_| None).collect();
         let mut attempt = 0;
@@ -224,7 +215,7 @@ impl RouterClient for RingRouterClient {
             let mut by_owner: Vec<(Option<GrpcRouterClient>, Vec<usize>)> = Vec::new();
             let mut owner_index: HashMap<String, usize> = HashMap::new();
             let mut route_errors = Vec::new();
-            for (g, (room, ..)) in groups.iter().enumerate() {
+            for (g, RoomGroup { room, .. }) in groups.iter().enumerate() {
                 match (ring.owner(room), self.route(&ring, room)) {
                     (Some(owner), Ok(client)) => {
                         let i = *owner_index.entry(owner.name.clone()).or_insert_with(|| {
@@ -243,7 +234,7 @@ impl RouterClient for RingRouterClient {
             let calls = by_owner.into_iter().map(|(client, gs)| {
                 let reqs: Vec<SendRequest> = gs
                     .iter()
-                    .flat_map(|g| groups[*g].1.iter().cloned())
+                    .flat_map(|g| groups[*g].reqs.iter().cloned())
                     .collect();
                 async move {
                     let answers = match client {
@@ -259,7 +250,7 @@ impl RouterClient for RingRouterClient {
             for (gs, answers) in join_all(calls).await {
                 let mut answers = answers.into_iter();
                 for g in gs {
-                    let n = groups[g].1.len();
+                    let n = groups[g].reqs.len();
                     let mine: Vec<_> = answers.by_ref().take(n).collect();
                     let outcome = if mine.len() != n {
                         Err(RouterError::Internal(
@@ -278,7 +269,7 @@ impl RouterClient for RingRouterClient {
             let mut again = Vec::new();
             let mut pause: Option<Retry> = None;
             for (group, outcome) in groups.into_iter().zip(outcomes) {
-                let (_, reqs, slots) = &group;
+                let RoomGroup { reqs, slots, .. } = &group;
                 match outcome.unwrap_or_else(|| Err(RouterError::Internal("send lost".into()))) {
                     Ok(acks) => {
                         for (slot, ack) in slots.iter().zip(acks) {
@@ -311,8 +302,8 @@ impl RouterClient for RingRouterClient {
             }
             let retry = pause.unwrap_or(Retry::Backoff);
             if !self.pause(&retry, attempt, ring.version(), deadline).await {
-                for ((_, _, slots), e) in again {
-                    for slot in slots {
+                for (group, e) in again {
+                    for slot in group.slots {
                         results[slot] = Some(Err(e.clone()));
                     }
                 }

@@ -15,6 +15,34 @@ pub struct SendRequest {
     pub body: String,
 }
 
+/// One room's share of a batch: its requests in their original order, and where each one's
+/// result goes in the batch's reply.
+#[derive(Debug)]
+pub struct RoomGroup {
+    pub room: RoomId,
+    pub reqs: Vec<SendRequest>,
+    pub slots: Vec<usize>,
+}
+
+/// Splits a batch by room, keeping each room's order: the unit that shares one fate.
+pub fn group_by_room(reqs: Vec<SendRequest>) -> Vec<RoomGroup> {
+    let mut groups: Vec<RoomGroup> = Vec::new();
+    for (i, req) in reqs.into_iter().enumerate() {
+        match groups.iter_mut().find(|g| g.room == req.room) {
+            Some(g) => {
+                g.reqs.push(req);
+                g.slots.push(i);
+            }
+            None => groups.push(RoomGroup {
+                room: req.room.clone(),
+                reqs: vec![req],
+                slots: vec![i],
+            }),
+        }
+    }
+    groups
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct SendAck {
     pub seq: u64,

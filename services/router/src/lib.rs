@@ -23,7 +23,7 @@ use chorus_core::{
     protocol::MAX_HISTORY_LIMIT,
     router::{
         EventRequest, HistoryAnchor, HistoryPage, HistoryRequest, JoinReply, JoinRequest,
-        RouterClient, RouterError, SendAck, SendRequest,
+        RoomGroup, RouterClient, RouterError, SendAck, SendRequest, group_by_room,
     },
     store::{MessageStore, ReadRange},
 };
@@ -184,19 +184,15 @@ impl RouterClient for Router {
     async fn send_batch(&self, reqs: Vec<SendRequest>) -> Vec<Result<SendAck, RouterError>> {
         let deadline = tokio::time::Instant::now() + self.shared.config.send_timeout;
         // One job per room, requests in their order; remember where each result goes.
-        let mut groups: Vec<(RoomId, Vec<SendRequest>, Vec<usize>)> = Vec::new();
         let total = reqs.len();
-        for (i, req) in reqs.into_iter().enumerate() {
-            match groups.iter_mut().find(|(room, ..)| *room == req.room) {
-                Some((_, group, slots)) => {
-                    group.push(req);
-                    slots.push(i);
-                }
-                None => groups.push((req.room.clone(), vec![req], vec![i])),
-            }
-        }
+        let groups = group_by_room(reqs);
         let mut pending = Vec::with_capacity(groups.len());
-        for (room, group, slots) in groups {
+        for RoomGroup {
+            room,
+            reqs: group,
+            slots,
+        } in groups
+        {
             let queued = self
                 .shared
                 .ownership
