@@ -7,7 +7,7 @@
 # it afterwards; no Chorus server is involved.
 # `cluster` measures the local cluster of scripts/cluster.sh instead (NATS, Cassandra, 2 routers,
 # 2 gateways on this machine). It is not in the default list: it needs Java, Maven and Go for
-# the services and takes 3 to 6 minutes. It uses a cluster that is already up as it is, or
+# the services and takes 6 to 10 minutes. It uses a cluster that is already up as it is, or
 # starts one (keyspace $BENCH_CLUSTER_KEYSPACE, gateway limits raised for the load) and stops it
 # again at the end. Steps through fixed total send rates (senders on gateway :8081, receivers
 # on :8082, so every message crosses router, Cassandra and NATS) for send→deliver latency and
@@ -41,7 +41,8 @@
 #   BENCH_CLUSTER_MAX_P99_MS  cluster: a step is sustained when deliveries keep up with >= 95% of
 #                             the rate, nothing is refused or lost, and p99 <= this (1000)
 #   BENCH_CLUSTER_GOAL_RATE   cluster: the rate the goal is checked at (5000; goal p99 <= 20 ms)
-#   BENCH_CLUSTER_PRIME_SECS  cluster: an unreported run at the first rate first (10; 0 skips)
+#   BENCH_CLUSTER_PRIME_SECS  cluster: an unreported run at the first rate first, so that the
+#                             JVM has compiled Cassandra's hot paths (60; 0 skips)
 #   BENCH_CLUSTER_COMPARE     cluster: 1 repeats the goal rate without client_msg_id, to show
 #                             what the idempotency records cost (1; quick: 0)
 #   BENCH_CLUSTER_FAILOVER_RATE  cluster: failover run's rate (500), over
@@ -65,7 +66,7 @@ if [[ $QUICK == 1 ]]; then
 else
     d_idle=10000 d_subs=1000 d_msgs=2000 d_lat_subs=1000 d_lat_rate=50 d_lat_secs=20
     d_subj_rooms=100000 d_subj_msgs=200000
-    d_cl_rates="1000 2000 3000 5000 7500 10000" d_cl_secs=20 d_cl_rooms=100 d_cl_prime=10
+    d_cl_rates="1000 2000 3000 5000 7500 10000" d_cl_secs=20 d_cl_rooms=100 d_cl_prime=60
     d_cl_compare=1
     d_fo_rate=500 d_fo_rooms=50 d_fo_secs=20 d_fo_kill=5
 fi
@@ -556,6 +557,35 @@ cluster_row() {
         "$(kv cpu.others_pct "$f")" "$(kv machine_busy_pct "$f")%" "$append" "$batch" "$per_msg" "$5"
 }
 
+# cassandra_events FILE: the memtable flushes and compactions of the message tables that
+# Cassandra logged during the run in FILE, in seconds from the end of its warm-up.
+cassandra_events() {
+    local f=$1 start warm end line ts ms took out=()
+    start=$(kv start_unix_ms "$f")
+    [[ -n $start ]] || return 0
+    warm=$(awk -v s="$start" -v w="$(kv warmup_secs "$f")" 'BEGIN { printf "%.0f", s + w * 1000 }')
+    end=$(awk -v s="$start" -v w="$(kv warmup_secs "$f")" -v d="$(kv duration_secs "$f")" \
+        'BEGIN { printf "%.0f", s + (w + d) * 1000 + 2000 }')
+    while IFS= read -r line; do
+        ts=$(awk '{ print $3 " " $4 }' <<<"$line" | tr , .)
+        ms=$(date -d "$ts" +%s%3N 2>/dev/null) || continue
+        ((ms >= start && ms <= end)) || continue
+        ms=$(awk -v m="$ms" -v w="$warm" 'BEGIN { printf "%+.1f", (m - w) / 1000 }')
+        case $line in
+        *"Writing Memtable-messages"*) out+=("flush messages ${ms}s") ;;
+        *"Writing Memtable-sends"*) out+=("flush sends ${ms}s") ;;
+        *Compacted*)
+            took=$(sed -n 's/.* in \([0-9,]*\)ms\..*/\1/p' <<<"$line" | tr -d ,)
+            out+=("compaction $(awk -v m="$ms" -v t="${took:-0}" \
+                'BEGIN { printf "%+.1f..%+.1fs", m - t / 1000, m }')")
+            ;;
+        esac
+    done < <(grep -E 'Writing Memtable-(messages|sends)@|Compacted \(.*/(messages|sends)-' \
+        "$CLUSTER_DIR_B/logs/cassandra.log" 2>/dev/null || true)
+    ((${#out[@]} > 0)) && echo "${out[*]}"
+    return 0
+}
+
 # Milliseconds from microseconds, one decimal.
 us_ms() { awk -v u="$1" 'BEGIN { printf "%.1f", u / 1000 }'; }
 # kv, with 0 for a key that is absent (a counter that never moved is not reported).
@@ -604,7 +634,7 @@ bench_cluster() {
         rate=${CL_RATES%% *}
         run_cluster cluster-prime --rooms "$CL_ROOMS" --senders "$CL_ROOMS" --rate "$rate" \
             --duration-secs "$CL_PRIME_SECS" || true
-        echo "  (first an unreported ${CL_PRIME_SECS} s run at $rate msgs/s: JIT and caches)"
+        echo "  (first an unreported ${CL_PRIME_SECS} s run at $rate msgs/s, for the JIT and caches)"
     fi
     echo "  latency in ms over the measured messages; CPU in % of one core over the measured" \
         "sending (cas: Cassandra, r1/r2: routers, gwA/gwB: gateways, lg: load generator," \
@@ -670,6 +700,9 @@ bench_cluster() {
         f=$TMP/cluster-$rate.out
         [[ -s $f ]] || continue
         echo "  $rate msgs/s, p99 by second of sending (ms): $(kv latency_p99_by_second_ms "$f" | tr ',' ' ')"
+        local events
+        events=$(cassandra_events "$f")
+        [[ -n $events ]] && echo "    Cassandra, in s from the end of the warm-up: $events"
         local extra
         extra=$(grep -E '^(refused\.|m\.gw-.\.chorus_gateway_(router|not_owner)_retries|m\.gw-.\.chorus_gateway_errors|m\.router-.\.chorus_router_room_overloaded)' "$f" |
             tr '\n' ' ' || true)

@@ -117,6 +117,11 @@ pub fn figures(run: Run) -> anyhow::Result<(String, Vec<String>)> {
     r.kv("body_bytes", args.body_bytes);
     r.kv("client_msg_ids", plan.client_msg_ids);
     r.kv("connect_ms", connect_ms);
+    // Wall-clock time of the first send, to line the run up with the cluster's logs.
+    let start_unix = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)?
+        .saturating_sub(plan.start.elapsed());
+    r.kv("start_unix_ms", start_unix.as_millis());
 
     let sent: u64 = sent_parts.iter().map(|s| s.sent).sum();
     let acked = plan.acked.load(Ordering::Acquire);
