@@ -7,9 +7,11 @@
 # it afterwards; no Chorus server is involved.
 # `cluster` measures the local cluster of scripts/cluster.sh instead (NATS, Cassandra, 2 routers,
 # 2 gateways on this machine). It is not in the default list: it needs Java, Maven and Go for
-# the services and takes 6 to 10 minutes. It uses a cluster that is already up as it is, or
-# starts one (keyspace $BENCH_CLUSTER_KEYSPACE, gateway limits raised for the load) and stops it
-# again at the end. Steps through fixed total send rates (senders on gateway :8081, receivers
+# the services and takes 6 to 10 minutes. It uses a cluster that is already up as it is (its
+# gateways need CHORUS_SEND_RATE, CHORUS_SEND_BURST and CHORUS_MAX_IN_FLIGHT far above the
+# defaults; the load generator stops when the announced rate limit is too low), or starts one
+# (keyspace $BENCH_CLUSTER_KEYSPACE, gateway limits raised for the load) and stops it again at
+# the end. Steps through fixed total send rates (senders on gateway :8081, receivers
 # on :8082, so every message crosses router, Cassandra and NATS) for send→deliver latency and
 # the highest sustained rate; then kill -9s router-1 under load for the failover time, and
 # restores it with `scripts/cluster.sh up`. Each step uses fresh rooms (lgc-*), which stay in
@@ -18,7 +20,8 @@
 #
 # Environment (defaults in parentheses; BENCH_QUICK=1 shrinks them for a sanity run):
 #   BENCH_QUICK=1             small sizes: 500 idle conns, 100 subscribers, 200 messages,
-#                             subjects: 2000 rooms, 20000 messages
+#                             subjects: 2000 rooms, 20000 messages, cluster: 20 rooms at 200
+#                             and 500 msgs/s for 4 s, no priming, a failover at 100 msgs/s
 #   BENCH_IDLE_CONNS          idle connections (10000)
 #   BENCH_FANOUT_SUBS         fan-out subscribers (1000)
 #   BENCH_FANOUT_MSGS         fan-out messages, sent as fast as the window allows (2000)
