@@ -104,12 +104,8 @@ pub struct RouterNode {
 }
 
 impl RouterNode {
-    /// Leaves the ring, hands every room over, closes the store; then waits for the end.
-    pub async fn stop(self) -> anyhow::Result<()> {
-        let _ = self.stop.send(true);
-        self.done.await.context("router task panicked")?
-    }
-
+    /// Sending `true` makes the router leave the ring, hand every room over and close the
+    /// store; `done` then resolves.
     pub fn stopper(&self) -> watch::Sender<bool> {
         self.stop.clone()
     }

@@ -152,18 +152,6 @@ impl Ring {
     pub fn owner(&self, room: &RoomId) -> Option<&Member> {
         self.owner_of_slot(slot_of(room))
     }
-
-    /// How many slots each member owns, by name.
-    pub fn slot_counts(&self) -> BTreeMap<&str, usize> {
-        let mut counts: BTreeMap<&str, usize> =
-            self.members.iter().map(|m| (m.name.as_str(), 0)).collect();
-        for slot in 0..SLOTS {
-            if let Some(m) = self.owner_of_slot(slot) {
-                *counts.entry(m.name.as_str()).or_default() += 1;
-            }
-        }
-        counts
-    }
 }
 
 #[cfg(test)]
