@@ -13,13 +13,14 @@
 pub mod bus;
 pub mod lease;
 pub mod router;
+pub mod state;
 pub mod store;
 
 use std::{any::Any, sync::Arc};
 
 use crate::{
     Message, RoomId, UserId, bus::DeliveryBus, lease::LeaseStore, router::RouterClient,
-    store::MessageStore,
+    state::RoomStateStore, store::MessageStore,
 };
 
 /// Keeps whatever a backend under test needs alive (a temporary directory, a keyspace).
@@ -27,6 +28,11 @@ pub type Guard = Box<dyn Any + Send + Sync>;
 
 pub struct StoreUnderTest {
     pub store: Arc<dyn MessageStore>,
+    pub guard: Guard,
+}
+
+pub struct StateUnderTest {
+    pub state: Arc<dyn RoomStateStore>,
     pub guard: Guard,
 }
 
@@ -63,6 +69,8 @@ pub fn msg(room_name: &str, seq: u64, from: &str, cmid: Option<&str>, body: &str
         from: user(from),
         client_msg_id: cmid.map(str::to_owned),
         body: body.to_owned(),
+        ext: crate::Ext::default(),
+        count: seq,
     }
 }
 
@@ -102,6 +110,8 @@ macro_rules! store_conformance_suite {
                     rooms_are_independent_under_concurrent_appends,
                     reads_respect_limit,
                     messages_round_trip_exactly,
+                    entries_of_every_kind_round_trip,
+                    amend_replaces_entries_in_place,
                 ]
             );
         }
@@ -155,6 +165,31 @@ macro_rules! router_conformance_suite {
                     bad_requests_are_refused,
                     events_reach_subscribers_and_are_not_stored,
                     bad_events_are_refused,
+                ]
+            );
+        }
+    };
+}
+
+/// Runs the [`RoomStateStore`] suite; `$make` is an async expression giving a
+/// [`StateUnderTest`] with no rooms.
+#[macro_export]
+macro_rules! state_conformance_suite {
+    ($make:expr) => {
+        mod state_conformance {
+            #[allow(unused_imports)]
+            use super::*;
+            $crate::__conformance_cases!(
+                StateUnderTest,
+                state,
+                $make,
+                [
+                    rooms_are_created_and_updated,
+                    members_list_in_order_and_page,
+                    removal_keeps_bans_mutes_and_read_marks,
+                    room_lists_follow_membership,
+                    read_marks_for_anyone,
+                    rooms_are_independent,
                 ]
             );
         }

@@ -13,6 +13,7 @@ pub mod lease;
 pub mod message;
 pub mod protocol;
 pub mod router;
+pub mod state;
 pub mod store;
 pub mod time;
 
@@ -20,4 +21,4 @@ pub mod time;
 pub mod conformance;
 
 pub use ids::{IdError, RoomId, UserId};
-pub use message::Message;
+pub use message::{Attachment, Ext, Json, Kind, MemberAction, MemberChange, Message, Role, Visibility};

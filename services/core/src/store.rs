@@ -55,7 +55,8 @@ pub struct PriorSend {
 /// - **Idempotency**: every message with a `client_msg_id` also records
 ///   `(room, from, client_msg_id) -> (seq, ts)`, atomically with the message, and
 ///   [`find_prior_send`](Self::find_prior_send) returns it for as long as the message is kept.
-/// - **Reads** return messages in ascending seq order and never more than `limit`.
+/// - **Reads** return messages in ascending seq order and never more than `limit`, exactly as
+///   appended or last amended: body, [`Ext`](crate::Ext) and [`count`](Message::count).
 /// - **Rooms are independent**: appends to different rooms may run concurrently; a backend
 ///   should group concurrent appends into one durable write (group commit) rather than sync
 ///   per call.
@@ -84,6 +85,12 @@ pub trait MessageStore: Send + Sync + 'static {
         from: &UserId,
         client_msg_id: &str,
     ) -> Result<Option<PriorSend>, StoreError>;
+
+    /// Replaces existing entries in place (same room and seq) with their current state: an
+    /// edited or deleted message, its edits blanked by a delete. Everything of the entry is
+    /// replaced except its position. Idempotent; every entry must already be stored. Not
+    /// atomic across entries: after an error the caller repeats the whole call.
+    async fn amend(&self, room: &RoomId, messages: &[Message]) -> Result<(), StoreError>;
 
     /// Makes everything acknowledged so far durable and stops accepting writes. Called once at
     /// shutdown.

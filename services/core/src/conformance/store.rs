@@ -250,3 +250,72 @@ pub async fn messages_round_trip_exactly(t: &StoreUnderTest) {
         vec![a, b]
     );
 }
+
+pub async fn entries_of_every_kind_round_trip(t: &StoreUnderTest) {
+    use crate::{Attachment, Json, Kind, MemberAction, MemberChange, Role, Visibility};
+    let r = room("kinds");
+    let mut text = msg("kinds", 1, "alice", Some("c-1"), "hello");
+    text.ext.reply_to = Some(1);
+    text.ext.attachments = vec![Attachment {
+        name: "a b.png".into(),
+        content_type: "image/png".into(),
+        data: "iVBORw0KGgo=".into(),
+    }];
+    text.count = 1;
+    let mut event = msg("kinds", 2, "bob", None, "");
+    event.ext.kind = Kind::Event;
+    event.ext.event = Some("game.move".into());
+    event.ext.data = Some(Json::parse(r#"{"x":1,"y":[true,null]}"#).unwrap());
+    event.count = 2;
+    let mut member = msg("kinds", 3, "alice", None, "");
+    member.ext.kind = Kind::Member;
+    member.ext.member = Some(MemberChange {
+        action: MemberAction::Create,
+        user: user("alice"),
+        role: Some(Role::Owner),
+        until: None,
+        visibility: Some(Visibility::Private),
+        members: vec![user("bob")],
+        revoke: false,
+    });
+    member.count = 2;
+    let mut edit = msg("kinds", 4, "alice", Some("c-2"), "hello!");
+    edit.ext.kind = Kind::Edit;
+    edit.ext.target = Some(1);
+    edit.count = 2;
+    let all = vec![text, event, member, edit];
+    t.store.append(&r, &all).await.unwrap();
+    assert_eq!(t.store.read(&r, ReadRange::After(0), 10).await.unwrap(), all);
+    assert_eq!(
+        t.store.read(&r, ReadRange::Before(5), 1).await.unwrap()[0].count,
+        2,
+        "count is kept"
+    );
+}
+
+pub async fn amend_replaces_entries_in_place(t: &StoreUnderTest) {
+    let r = room("amended");
+    let first: Vec<_> = (1..=3).map(|s| msg("amended", s, "a", Some(&format!("c-{s}")), "m")).collect();
+    t.store.append(&r, &first).await.unwrap();
+    let mut edited = first[0].clone();
+    edited.body = "new".into();
+    edited.ext.edited_ts = Some(9);
+    edited.ext.edits = vec![3];
+    let mut deleted = first[1].clone();
+    deleted.body = String::new();
+    deleted.ext.deleted = true;
+    t.store.amend(&r, &[edited.clone(), deleted.clone()]).await.unwrap();
+    t.store.amend(&r, &[edited.clone()]).await.unwrap();
+    assert_eq!(
+        t.store.read(&r, ReadRange::After(0), 10).await.unwrap(),
+        vec![edited, deleted, first[2].clone()]
+    );
+    assert_eq!(t.store.last_seq(&r).await.unwrap(), 3);
+    let next = msg("amended", 4, "a", None, "after");
+    t.store.append(&r, &[next]).await.unwrap();
+    assert_eq!(
+        t.store.find_prior_send(&r, &user("a"), "c-1").await.unwrap(),
+        Some(PriorSend { seq: 1, ts: first[0].ts }),
+        "amending keeps the idempotency record"
+    );
+}
