@@ -165,6 +165,7 @@ macro_rules! router_conformance_suite {
                     bad_requests_are_refused,
                     events_reach_subscribers_and_are_not_stored,
                     bad_events_are_refused,
+                    private_rooms_are_enforced_at_the_router,
                 ]
             );
         }

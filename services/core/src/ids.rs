@@ -111,6 +111,28 @@ id_type!(
     "A user id (the token's `sub`): 1 to 64 bytes of ASCII letters, digits and `_ - . @`."
 );
 
+/// Prefix of direct-message room names; no other room may use it.
+pub const DM_PREFIX: &str = "dm:";
+
+/// The direct-message room of two users, the same whichever of them asks:
+/// `dm:<first>:<second>` with the ids in byte order (user ids cannot contain `:`). When that
+/// would be longer than [`MAX_ROOM_LEN`], each id is replaced by a 64-bit FNV-1a hash in hex.
+pub fn dm_room(a: &UserId, b: &UserId) -> RoomId {
+    let (first, second) = if a <= b { (a, b) } else { (b, a) };
+    let plain = format!("{DM_PREFIX}{first}:{second}");
+    let name = if plain.len() <= MAX_ROOM_LEN {
+        plain
+    } else {
+        let h = |u: &UserId| {
+            u.as_str().bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| {
+                (h ^ u64::from(b)).wrapping_mul(0x0000_0100_0000_01b3)
+            })
+        };
+        format!("{DM_PREFIX}{:016x}:{:016x}", h(first), h(second))
+    };
+    RoomId::new(&name).expect("dm names are built from valid ids within the length limit")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -147,5 +169,20 @@ mod tests {
         assert!(r.is_err());
         let r: RoomId = serde_json::from_str("\"general\"").unwrap();
         assert_eq!(r.as_str(), "general");
+    }
+
+    #[test]
+    fn dm_rooms_are_the_same_from_both_sides_and_always_valid() {
+        let (a, b) = (UserId::new("alice").unwrap(), UserId::new("bob").unwrap());
+        assert_eq!(dm_room(&a, &b).as_str(), "dm:alice:bob");
+        assert_eq!(dm_room(&b, &a), dm_room(&a, &b));
+        let (x, y) = (
+            UserId::new(&"x".repeat(64)).unwrap(),
+            UserId::new(&"y".repeat(64)).unwrap(),
+        );
+        let long = dm_room(&y, &x);
+        assert!(long.as_str().starts_with(DM_PREFIX) && long.as_str().len() <= MAX_ROOM_LEN);
+        assert_eq!(long, dm_room(&x, &y));
+        assert_ne!(long, dm_room(&x, &x));
     }
 }

@@ -20,5 +20,7 @@ pub mod time;
 #[cfg(feature = "conformance")]
 pub mod conformance;
 
-pub use ids::{IdError, RoomId, UserId};
-pub use message::{Attachment, Ext, Json, Kind, MemberAction, MemberChange, Message, Role, Visibility};
+pub use ids::{DM_PREFIX, IdError, RoomId, UserId, dm_room};
+pub use message::{
+    Attachment, Ext, Json, Kind, MemberAction, MemberChange, Message, Role, Visibility,
+};

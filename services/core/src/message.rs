@@ -72,15 +72,16 @@ impl Kind {
     }
 }
 
-/// A JSON value kept as its text: relayed and stored without being parsed again.
+/// A JSON value kept as its compact text (object keys sorted), relayed and stored without
+/// being parsed again.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Json(String);
 
 impl Json {
-    /// Checks that `text` is one JSON value.
+    /// Parses `text` as one JSON value and keeps its canonical form.
     pub fn parse(text: &str) -> Result<Json, serde_json::Error> {
-        serde_json::from_str::<serde::de::IgnoredAny>(text)?;
-        Ok(Json(text.to_owned()))
+        let v: serde_json::Value = serde_json::from_str(text)?;
+        Ok(Json(v.to_string()))
     }
 
     pub fn as_str(&self) -> &str {
@@ -97,9 +98,11 @@ impl Serialize for Json {
 }
 
 impl<'de> Deserialize<'de> for Json {
+    // Through a Value, not a RawValue: a RawValue cannot come out of the buffered content of
+    // an internally tagged enum (the client frames).
     fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        let raw = Box::<serde_json::value::RawValue>::deserialize(d)?;
-        Ok(Json(raw.get().to_owned()))
+        let v = serde_json::Value::deserialize(d)?;
+        Ok(Json(v.to_string()))
     }
 }
 
@@ -118,6 +121,50 @@ impl Attachment {
     pub fn size(&self) -> usize {
         let pad = self.data.bytes().rev().take_while(|b| *b == b'=').count();
         self.data.len() / 4 * 3 - pad.min(2)
+    }
+
+    /// Checks the name (1 to 255 bytes, no control characters or path separators), the
+    /// content type (`type/subtype` of token characters, at most 127 bytes) and that `data`
+    /// is standard padded base64.
+    pub fn validate(&self) -> Result<(), String> {
+        let name_ok = !self.name.is_empty()
+            && self.name.len() <= 255
+            && !self
+                .name
+                .chars()
+                .any(|c| c.is_control() || c == '/' || c == '\\');
+        if !name_ok {
+            return Err(
+                "attachment name must be 1 to 255 bytes without control characters or slashes"
+                    .into(),
+            );
+        }
+        let token = |t: &str| {
+            !t.is_empty()
+                && t.bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b"!#$&^_.+-".contains(&b))
+        };
+        let type_ok = self.content_type.len() <= 127
+            && self
+                .content_type
+                .split_once('/')
+                .is_some_and(|(t, sub)| token(t) && token(sub));
+        if !type_ok {
+            return Err("attachment content_type must look like type/subtype".into());
+        }
+        let d = self.data.as_bytes();
+        let body = d
+            .strip_suffix(b"==")
+            .or_else(|| d.strip_suffix(b"="))
+            .unwrap_or(d);
+        let base64_ok = d.len().is_multiple_of(4)
+            && body
+                .iter()
+                .all(|b| b.is_ascii_alphanumeric() || *b == b'+' || *b == b'/');
+        if !base64_ok {
+            return Err("attachment data must be standard base64 with padding".into());
+        }
+        Ok(())
     }
 }
 
@@ -164,6 +211,9 @@ pub enum Visibility {
     Private,
     /// A direct-message room of exactly two users; nobody else, ever.
     Direct,
+    /// Never created: anyone may read and send, nobody moderates. Rooms without state are
+    /// open; the state store keeps a record of one only for bookkeeping (pending effects).
+    Open,
 }
 
 impl Visibility {
@@ -172,6 +222,7 @@ impl Visibility {
             Visibility::Public => "public",
             Visibility::Private => "private",
             Visibility::Direct => "direct",
+            Visibility::Open => "open",
         }
     }
 
@@ -180,6 +231,7 @@ impl Visibility {
             "public" => Some(Visibility::Public),
             "private" => Some(Visibility::Private),
             "direct" => Some(Visibility::Direct),
+            "open" => Some(Visibility::Open),
             _ => None,
         }
     }

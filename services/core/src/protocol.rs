@@ -12,7 +12,10 @@ pub use error::{ErrorCode, WireError, close};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use crate::{Message, RoomId, UserId};
+use crate::{
+    Attachment, Json, Message, Role, RoomId, UserId, Visibility,
+    router::{MemberInfo, OnlinePage, RoomSummary},
+};
 
 /// The id a client may put on a request; echoed verbatim on the reply. A number or a string of
 /// at most [`MAX_REQUEST_ID_LEN`] bytes.
@@ -55,6 +58,170 @@ pub enum ClientFrame {
         #[serde(default)]
         client_msg_id: Option<String>,
         body: String,
+        #[serde(default)]
+        reply_to: Option<u64>,
+        #[serde(default)]
+        attachments: Vec<Attachment>,
+    },
+    Edit {
+        #[serde(default)]
+        id: Option<RequestId>,
+        room: RoomId,
+        #[serde(default)]
+        client_msg_id: Option<String>,
+        target: u64,
+        body: String,
+    },
+    Delete {
+        #[serde(default)]
+        id: Option<RequestId>,
+        room: RoomId,
+        #[serde(default)]
+        client_msg_id: Option<String>,
+        target: u64,
+    },
+    /// An application event: relayed only (`persist: false`, the default) or stored in the
+    /// room's order (`persist: true`).
+    Event {
+        #[serde(default)]
+        id: Option<RequestId>,
+        room: RoomId,
+        event: String,
+        data: Json,
+        #[serde(default)]
+        persist: bool,
+        #[serde(default)]
+        client_msg_id: Option<String>,
+    },
+    CreateRoom {
+        #[serde(default)]
+        id: Option<RequestId>,
+        room: RoomId,
+        #[serde(default)]
+        visibility: Option<Visibility>,
+        #[serde(default)]
+        members: Vec<UserId>,
+        #[serde(default)]
+        client_msg_id: Option<String>,
+    },
+    OpenDm {
+        #[serde(default)]
+        id: Option<RequestId>,
+        user: UserId,
+    },
+    /// Membership and moderation of one user (`invite`, `remove`, `set_role`, `mute`,
+    /// `unmute`, `ban`, `unban`, `disconnect`; see [`ClientFrame::member_action`]).
+    Invite {
+        #[serde(default)]
+        id: Option<RequestId>,
+        room: RoomId,
+        user: UserId,
+        #[serde(default)]
+        role: Option<Role>,
+        #[serde(default)]
+        client_msg_id: Option<String>,
+    },
+    Remove {
+        #[serde(default)]
+        id: Option<RequestId>,
+        room: RoomId,
+        user: UserId,
+        #[serde(default)]
+        client_msg_id: Option<String>,
+    },
+    SetRole {
+        #[serde(default)]
+        id: Option<RequestId>,
+        room: RoomId,
+        user: UserId,
+        role: Role,
+        #[serde(default)]
+        client_msg_id: Option<String>,
+    },
+    Mute {
+        #[serde(default)]
+        id: Option<RequestId>,
+        room: RoomId,
+        user: UserId,
+        /// How long; absent: until unmuted.
+        #[serde(default)]
+        duration_ms: Option<u64>,
+        #[serde(default)]
+        client_msg_id: Option<String>,
+    },
+    Unmute {
+        #[serde(default)]
+        id: Option<RequestId>,
+        room: RoomId,
+        user: UserId,
+        #[serde(default)]
+        client_msg_id: Option<String>,
+    },
+    Ban {
+        #[serde(default)]
+        id: Option<RequestId>,
+        room: RoomId,
+        user: UserId,
+        #[serde(default)]
+        client_msg_id: Option<String>,
+    },
+    Unban {
+        #[serde(default)]
+        id: Option<RequestId>,
+        room: RoomId,
+        user: UserId,
+        #[serde(default)]
+        client_msg_id: Option<String>,
+    },
+    Disconnect {
+        #[serde(default)]
+        id: Option<RequestId>,
+        room: RoomId,
+        user: UserId,
+        #[serde(default)]
+        client_msg_id: Option<String>,
+    },
+    /// Leave a created room's membership (`leave` only unsubscribes).
+    LeaveRoom {
+        #[serde(default)]
+        id: Option<RequestId>,
+        room: RoomId,
+        #[serde(default)]
+        client_msg_id: Option<String>,
+    },
+    Typing {
+        #[serde(default)]
+        id: Option<RequestId>,
+        room: RoomId,
+        typing: bool,
+    },
+    Read {
+        #[serde(default)]
+        id: Option<RequestId>,
+        room: RoomId,
+        seq: u64,
+    },
+    Rooms {
+        #[serde(default)]
+        id: Option<RequestId>,
+    },
+    Members {
+        #[serde(default)]
+        id: Option<RequestId>,
+        room: RoomId,
+        #[serde(default)]
+        after: Option<UserId>,
+        #[serde(default)]
+        limit: Option<u32>,
+    },
+    Who {
+        #[serde(default)]
+        id: Option<RequestId>,
+        room: RoomId,
+        #[serde(default)]
+        after: Option<UserId>,
+        #[serde(default)]
+        limit: Option<u32>,
     },
     History {
         #[serde(default)]
@@ -122,8 +289,58 @@ impl ClientFrame {
             | ClientFrame::Join { id, .. }
             | ClientFrame::Leave { id, .. }
             | ClientFrame::Send { id, .. }
+            | ClientFrame::Edit { id, .. }
+            | ClientFrame::Delete { id, .. }
+            | ClientFrame::Event { id, .. }
+            | ClientFrame::CreateRoom { id, .. }
+            | ClientFrame::OpenDm { id, .. }
+            | ClientFrame::Invite { id, .. }
+            | ClientFrame::Remove { id, .. }
+            | ClientFrame::SetRole { id, .. }
+            | ClientFrame::Mute { id, .. }
+            | ClientFrame::Unmute { id, .. }
+            | ClientFrame::Ban { id, .. }
+            | ClientFrame::Unban { id, .. }
+            | ClientFrame::Disconnect { id, .. }
+            | ClientFrame::LeaveRoom { id, .. }
+            | ClientFrame::Typing { id, .. }
+            | ClientFrame::Read { id, .. }
+            | ClientFrame::Rooms { id }
+            | ClientFrame::Members { id, .. }
+            | ClientFrame::Who { id, .. }
             | ClientFrame::History { id, .. }
             | ClientFrame::Ping { id } => id.as_ref(),
+        }
+    }
+
+    /// The frame's `type`, for metrics.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            ClientFrame::Auth { .. } => "auth",
+            ClientFrame::Join { .. } => "join",
+            ClientFrame::Leave { .. } => "leave",
+            ClientFrame::Send { .. } => "send",
+            ClientFrame::Edit { .. } => "edit",
+            ClientFrame::Delete { .. } => "delete",
+            ClientFrame::Event { .. } => "event",
+            ClientFrame::CreateRoom { .. } => "create_room",
+            ClientFrame::OpenDm { .. } => "open_dm",
+            ClientFrame::Invite { .. } => "invite",
+            ClientFrame::Remove { .. } => "remove",
+            ClientFrame::SetRole { .. } => "set_role",
+            ClientFrame::Mute { .. } => "mute",
+            ClientFrame::Unmute { .. } => "unmute",
+            ClientFrame::Ban { .. } => "ban",
+            ClientFrame::Unban { .. } => "unban",
+            ClientFrame::Disconnect { .. } => "disconnect",
+            ClientFrame::LeaveRoom { .. } => "leave_room",
+            ClientFrame::Typing { .. } => "typing",
+            ClientFrame::Read { .. } => "read",
+            ClientFrame::Rooms { .. } => "rooms",
+            ClientFrame::Members { .. } => "members",
+            ClientFrame::Who { .. } => "who",
+            ClientFrame::History { .. } => "history",
+            ClientFrame::Ping { .. } => "ping",
         }
     }
 }
@@ -152,6 +369,73 @@ pub struct AnnouncedLimits {
     pub send_rate_per_sec: f64,
     pub send_burst: u32,
     pub max_history_limit: u32,
+    pub max_attachment_bytes: usize,
+}
+
+/// Who is online, as `joined` and `online` frames carry it.
+#[derive(Debug, Serialize)]
+pub struct OnlineWire<'a> {
+    pub count: u64,
+    pub users: &'a [UserId],
+    pub has_more: bool,
+}
+
+impl<'a> From<&'a OnlinePage> for OnlineWire<'a> {
+    fn from(p: &'a OnlinePage) -> Self {
+        OnlineWire {
+            count: p.count,
+            users: &p.users,
+            has_more: p.has_more,
+        }
+    }
+}
+
+/// One room of a `rooms` reply.
+#[derive(Debug, Serialize)]
+pub struct RoomWire<'a> {
+    pub room: &'a RoomId,
+    pub role: Role,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub visibility: Option<Visibility>,
+    pub last_seq: u64,
+    pub read_seq: u64,
+    pub unread: u64,
+}
+
+impl<'a> From<&'a RoomSummary> for RoomWire<'a> {
+    fn from(r: &'a RoomSummary) -> Self {
+        RoomWire {
+            room: &r.room,
+            role: r.role,
+            visibility: r.visibility,
+            last_seq: r.last_seq,
+            read_seq: r.read_seq,
+            unread: r.unread,
+        }
+    }
+}
+
+/// One member of a `members` reply.
+#[derive(Debug, Serialize)]
+pub struct MemberWire<'a> {
+    pub user: &'a UserId,
+    pub role: Role,
+    #[serde(skip_serializing_if = "is_zero")]
+    pub muted_until: u64,
+}
+
+fn is_zero(v: &u64) -> bool {
+    *v == 0
+}
+
+impl<'a> From<&'a MemberInfo> for MemberWire<'a> {
+    fn from(m: &'a MemberInfo) -> Self {
+        MemberWire {
+            user: &m.user,
+            role: m.role,
+            muted_until: m.muted_until,
+        }
+    }
 }
 
 /// A frame the server sends (every reply and event except `msg`, which is pre-serialized by
@@ -172,11 +456,43 @@ pub enum ServerFrame<'a> {
         id: Option<&'a RequestId>,
         room: &'a RoomId,
         last_seq: u64,
+        /// Absent for an open room.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        visibility: Option<Visibility>,
+        online: OnlineWire<'a>,
     },
     Left {
         #[serde(skip_serializing_if = "Option::is_none")]
         id: Option<&'a RequestId>,
         room: &'a RoomId,
+        /// Set when the server ended the subscription (`ban`, `remove`, `leave`,
+        /// `disconnect`): the member action that did.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        reason: Option<&'a str>,
+    },
+    /// The reply to a request that has no other result (typing, read, a relayed event).
+    Ok {
+        #[serde(skip_serializing_if = "Option::is_none")]
+        id: Option<&'a RequestId>,
+    },
+    Rooms {
+        #[serde(skip_serializing_if = "Option::is_none")]
+        id: Option<&'a RequestId>,
+        rooms: Vec<RoomWire<'a>>,
+    },
+    Members {
+        #[serde(skip_serializing_if = "Option::is_none")]
+        id: Option<&'a RequestId>,
+        room: &'a RoomId,
+        members: Vec<MemberWire<'a>>,
+        has_more: bool,
+    },
+    Online {
+        #[serde(skip_serializing_if = "Option::is_none")]
+        id: Option<&'a RequestId>,
+        room: &'a RoomId,
+        #[serde(flatten)]
+        online: OnlineWire<'a>,
     },
     Ack {
         #[serde(skip_serializing_if = "Option::is_none")]

@@ -5,14 +5,31 @@
 
 use async_trait::async_trait;
 
-use crate::{Message, RoomId, UserId, store::StoreError};
+use crate::{Ext, Message, Role, RoomId, UserId, Visibility, store::StoreError};
 
+/// One log entry to append: a chat message, or (by `ext.kind`) an edit, delete, persisted
+/// event or membership change. The router authorizes and validates it against the room's
+/// state at the point of the log where it lands.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SendRequest {
     pub room: RoomId,
     pub from: UserId,
     pub client_msg_id: Option<String>,
     pub body: String,
+    pub ext: Ext,
+}
+
+impl SendRequest {
+    /// A plain text message.
+    pub fn text(room: RoomId, from: UserId, client_msg_id: Option<String>, body: String) -> Self {
+        SendRequest {
+            room,
+            from,
+            client_msg_id,
+            body,
+            ext: Ext::default(),
+        }
+    }
 }
 
 /// One room's share of a batch: its requests in their original order, and where each one's
@@ -55,7 +72,9 @@ pub struct SendAck {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct JoinRequest {
     pub room: RoomId,
-    pub user: UserId,
+    /// The reader, authorized against the room. `None`: the gateway's own read (its hub's
+    /// head and backfill reads), trusted because only gateways reach the router.
+    pub user: Option<UserId>,
     /// Resume point: the backlog holds messages with `seq > since`. `None`: no backlog.
     pub since: Option<u64>,
     /// Most messages of backlog to return in this reply; the caller pages on with `history`.
@@ -70,6 +89,59 @@ pub struct JoinReply {
     pub backlog: Vec<Message>,
     /// More backlog exists after the last message returned.
     pub has_more: bool,
+    /// `None` for an open room (never created).
+    pub visibility: Option<Visibility>,
+    /// Who is online in the room now: the count and the first page.
+    pub online: OnlinePage,
+}
+
+/// A page of a room's online users, ascending by user id.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct OnlinePage {
+    /// Users online in the room (with at least one subscribed connection, on any gateway).
+    pub count: u64,
+    pub users: Vec<UserId>,
+    pub has_more: bool,
+}
+
+/// A page of a created room's members, ascending by user id.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct MembersPage {
+    pub members: Vec<MemberInfo>,
+    pub has_more: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MemberInfo {
+    pub user: UserId,
+    pub role: Role,
+    /// Sends refused until then (ms since the epoch); 0 when not muted.
+    pub muted_until: u64,
+}
+
+/// One room of a user's room list, with its unread count.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RoomSummary {
+    pub room: RoomId,
+    pub role: Role,
+    pub visibility: Option<Visibility>,
+    pub last_seq: u64,
+    pub read_seq: u64,
+    /// Messages and persisted events after the read mark (the user's own ones excluded, as
+    /// sending marks the room read).
+    pub unread: u64,
+}
+
+/// One gateway's view of who is subscribed to a room there.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PresenceSync {
+    /// The gateway process (unique per process start).
+    pub gateway: String,
+    /// `true`: `users` is the gateway's whole list for the room (replacing what it sent
+    /// before). `false`: only the users listed changed.
+    pub full: bool,
+    /// Users and their subscribed connections on this gateway; 0 means gone.
+    pub users: Vec<(UserId, u32)>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -83,7 +155,8 @@ pub enum HistoryAnchor {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct HistoryRequest {
     pub room: RoomId,
-    pub user: UserId,
+    /// As for [`JoinRequest::user`].
+    pub user: Option<UserId>,
     pub anchor: HistoryAnchor,
     pub limit: u32,
 }
@@ -103,40 +176,21 @@ pub struct HistoryPage {
 pub struct EventRequest {
     pub room: RoomId,
     pub from: UserId,
-    /// Application-defined type, [`EVENT_KIND_MAX`] bytes at most of `[a-z0-9._-]`.
-    pub kind: String,
+    /// Application-defined name, [`EVENT_KIND_MAX`] bytes at most of `[a-z0-9._-]`.
+    pub event: String,
     /// A JSON value as text, [`EVENT_DATA_MAX`] bytes at most.
     pub data: String,
 }
 
-/// Longest event kind, in bytes.
+/// Longest event name, in bytes.
 pub const EVENT_KIND_MAX: usize = 64;
 /// Largest event payload, in bytes of JSON text.
 pub const EVENT_DATA_MAX: usize = 4096;
 
 impl EventRequest {
-    /// Checks the kind's syntax and the payload's size and JSON validity.
+    /// Checks the name's syntax and the payload's size and JSON validity.
     pub fn validate(&self) -> Result<(), RouterError> {
-        let kind_ok = !self.kind.is_empty()
-            && self.kind.len() <= EVENT_KIND_MAX
-            && self
-                .kind
-                .bytes()
-                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b"._-".contains(&b));
-        if !kind_ok {
-            return Err(RouterError::BadRequest(format!(
-                "event kind must be 1 to {EVENT_KIND_MAX} characters of a-z 0-9 . _ -"
-            )));
-        }
-        if self.data.len() > EVENT_DATA_MAX {
-            return Err(RouterError::BadRequest(format!(
-                "event data is larger than {EVENT_DATA_MAX} bytes"
-            )));
-        }
-        if serde_json::from_str::<serde::de::IgnoredAny>(&self.data).is_err() {
-            return Err(RouterError::BadRequest("event data is not JSON".into()));
-        }
-        Ok(())
+        validate_event(&self.event, &self.data)
     }
 
     /// The protocol v1 `event` frame every subscriber receives.
@@ -147,7 +201,7 @@ impl EventRequest {
             kind_tag: &'static str,
             room: &'a RoomId,
             from: &'a UserId,
-            kind: &'a str,
+            event: &'a str,
             data: &'a serde_json::value::RawValue,
         }
         let data: &serde_json::value::RawValue =
@@ -159,11 +213,34 @@ impl EventRequest {
             kind_tag: "event",
             room: &self.room,
             from: &self.from,
-            kind: &self.kind,
+            event: &self.event,
             data,
         };
         bytes::Bytes::from(serde_json::to_vec(&frame).expect("event frames serialize"))
     }
+}
+
+/// Checks an application event's name and payload (ephemeral or persisted).
+pub fn validate_event(event: &str, data: &str) -> Result<(), RouterError> {
+    let name_ok = !event.is_empty()
+        && event.len() <= EVENT_KIND_MAX
+        && event
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b"._-".contains(&b));
+    if !name_ok {
+        return Err(RouterError::BadRequest(format!(
+            "event name must be 1 to {EVENT_KIND_MAX} characters of a-z 0-9 . _ -"
+        )));
+    }
+    if data.len() > EVENT_DATA_MAX {
+        return Err(RouterError::TooLarge(format!(
+            "event data is larger than {EVENT_DATA_MAX} bytes"
+        )));
+    }
+    if serde_json::from_str::<serde::de::IgnoredAny>(data).is_err() {
+        return Err(RouterError::BadRequest("event data is not JSON".into()));
+    }
+    Ok(())
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -174,6 +251,17 @@ pub enum RouterError {
     Forbidden(String),
     #[error("{0}")]
     NotFound(String),
+    /// The thing to create exists already.
+    #[error("{0}")]
+    Conflict(String),
+    #[error("{0}")]
+    TooLarge(String),
+    /// A count limit (edits of one message, members listed).
+    #[error("{0}")]
+    LimitExceeded(String),
+    /// The room's send rate is exceeded; nothing was stored.
+    #[error("room send rate exceeded")]
+    RateLimited { retry_after_ms: u64 },
     /// The room's queue is full; retry later with the same `client_msg_id`.
     #[error("room is overloaded: {0}")]
     Overloaded(String),
@@ -242,4 +330,38 @@ pub trait RouterClient: Send + Sync + 'static {
     /// [`EPHEMERAL_SEQ`](crate::bus::EPHEMERAL_SEQ)). Best effort: never stored, never
     /// backfilled.
     async fn publish_event(&self, req: EventRequest) -> Result<(), RouterError>;
+
+    /// `user` started (`true`) or stopped typing in `room`. The room's owner relays a change
+    /// (not a repeat) as an ephemeral `typing` frame, and ends it by itself when no repeat
+    /// arrives within the typing timeout.
+    async fn typing(&self, room: RoomId, user: UserId, typing: bool) -> Result<(), RouterError>;
+
+    /// `user` has read `room` up to `seq`. Marks only move forward; they are stored and
+    /// relayed as coalesced `receipts` frames.
+    async fn mark_read(&self, room: RoomId, user: UserId, seq: u64) -> Result<(), RouterError>;
+
+    /// A gateway's subscribers of `room`, for presence. Gateways send a full list
+    /// periodically; a gateway not heard from for three periods is forgotten.
+    async fn presence(&self, room: RoomId, sync: PresenceSync) -> Result<(), RouterError>;
+
+    /// Online users of `room` after `after`, for `user` (who must be allowed to read it).
+    async fn online(
+        &self,
+        room: RoomId,
+        user: UserId,
+        after: Option<UserId>,
+        limit: u32,
+    ) -> Result<OnlinePage, RouterError>;
+
+    /// Members of a created `room` after `after`, for `user` (who must be allowed to read it).
+    async fn members(
+        &self,
+        room: RoomId,
+        user: UserId,
+        after: Option<UserId>,
+        limit: u32,
+    ) -> Result<MembersPage, RouterError>;
+
+    /// `user`'s rooms with unread counts. Any router answers (it reads the store).
+    async fn user_rooms(&self, user: UserId) -> Result<Vec<RoomSummary>, RouterError>;
 }

@@ -75,8 +75,11 @@ pub trait RoomStateStore: Send + Sync + 'static {
     async fn room(&self, room: &RoomId) -> Result<Option<RoomInfo>, StoreError>;
     async fn put_room(&self, room: &RoomId, info: &RoomInfo) -> Result<(), StoreError>;
 
-    async fn member(&self, room: &RoomId, user: &UserId)
-    -> Result<Option<MemberRecord>, StoreError>;
+    async fn member(
+        &self,
+        room: &RoomId,
+        user: &UserId,
+    ) -> Result<Option<MemberRecord>, StoreError>;
     async fn put_members(
         &self,
         room: &RoomId,

@@ -20,6 +20,7 @@ async fn send(t: &RouterUnderTest, r: &str, from: &str, cmid: Option<&str>, body
             from: user(from),
             client_msg_id: cmid.map(str::to_owned),
             body: body.to_owned(),
+            ext: Default::default(),
         })
         .await
         .expect("send is acknowledged")
@@ -35,7 +36,7 @@ async fn history(
         .router
         .history(HistoryRequest {
             room: room(r),
-            user: user("reader"),
+            user: None, // the gateway's own read: every room
             anchor,
             limit,
         })
@@ -78,6 +79,7 @@ pub async fn concurrent_senders_get_gapless_seqs_from_one(t: &RouterUnderTest) {
                         from: user(&format!("u{s}")),
                         client_msg_id: Some(format!("c{i}")),
                         body: format!("{s}/{i}"),
+                        ext: Default::default(),
                     })
                     .await
                     .unwrap();
@@ -120,6 +122,7 @@ pub async fn send_batch_keeps_each_rooms_order(t: &RouterUnderTest) {
             from: user("alice"),
             client_msg_id: Some(format!("c{i}")),
             body: format!("{r}/{i}"),
+            ext: Default::default(),
         });
     }
     reqs.push(SendRequest {
@@ -127,6 +130,7 @@ pub async fn send_batch_keeps_each_rooms_order(t: &RouterUnderTest) {
         from: user("alice"),
         client_msg_id: Some("c1".into()),
         body: "batch-a/1".into(),
+        ext: Default::default(),
     });
     let results = t.router.send_batch(reqs).await;
     assert_eq!(results.len(), 13);
@@ -166,7 +170,10 @@ pub async fn resend_with_same_client_msg_id_is_idempotent(t: &RouterUnderTest) {
     // Exactly two deliveries, and nothing for the duplicate.
     let mut delivered = Vec::new();
     while let Ok(Some(ev)) = tokio::time::timeout(Duration::from_millis(300), sub.next()).await {
-        if let BusEvent::Delivery(d) = ev {
+        // Sequenced deliveries only: read receipts of the senders are relayed too.
+        if let BusEvent::Delivery(d) = ev
+            && d.seq != EPHEMERAL_SEQ
+        {
             delivered.push(d.seq);
         }
     }
@@ -201,6 +208,7 @@ pub async fn acks_come_after_delivery_order_is_fixed(t: &RouterUnderTest) {
     let mut delivered = Vec::new();
     while delivered.len() < acked.len() {
         match tokio::time::timeout(Duration::from_secs(5), sub.next()).await {
+            Ok(Some(BusEvent::Delivery(d))) if d.seq == EPHEMERAL_SEQ => {} // receipts
             Ok(Some(BusEvent::Delivery(d))) => {
                 let frame: serde_json::Value = serde_json::from_slice(&d.frame).unwrap();
                 assert_eq!(frame["type"], "msg");
@@ -221,7 +229,7 @@ pub async fn join_returns_last_seq_and_paged_backlog(t: &RouterUnderTest) {
     let join = |since, limit| {
         t.router.join(JoinRequest {
             room: room("joinable"),
-            user: user("bob"),
+            user: Some(user("bob")),
             since,
             limit,
         })
@@ -239,7 +247,7 @@ pub async fn join_returns_last_seq_and_paged_backlog(t: &RouterUnderTest) {
         .router
         .join(JoinRequest {
             room: room("never-used"),
-            user: user("bob"),
+            user: Some(user("bob")),
             since: Some(0),
             limit: 10,
         })
@@ -303,7 +311,7 @@ pub async fn bad_requests_are_refused(t: &RouterUnderTest) {
         .router
         .join(JoinRequest {
             room: room("strict"),
-            user: user("bob"),
+            user: Some(user("bob")),
             since: Some(5),
             limit: 10,
         })
@@ -318,7 +326,7 @@ pub async fn bad_requests_are_refused(t: &RouterUnderTest) {
             .router
             .history(HistoryRequest {
                 room: room("strict"),
-                user: user("bob"),
+                user: Some(user("bob")),
                 anchor: HistoryAnchor::Latest,
                 limit,
             })
@@ -337,7 +345,7 @@ pub async fn events_reach_subscribers_and_are_not_stored(t: &RouterUnderTest) {
         .publish_event(EventRequest {
             room: room("typing"),
             from: user("alice"),
-            kind: "typing.start".into(),
+            event: "typing.start".into(),
             data: r#"{"until":3}"#.into(),
         })
         .await
@@ -349,7 +357,7 @@ pub async fn events_reach_subscribers_and_are_not_stored(t: &RouterUnderTest) {
             assert_eq!(
                 frame,
                 serde_json::json!({"type": "event", "room": "typing", "from": "alice",
-                    "kind": "typing.start", "data": {"until": 3}})
+                    "event": "typing.start", "data": {"until": 3}})
             );
         }
         other => panic!("expected the event, got {other:?}"),
@@ -363,7 +371,7 @@ pub async fn bad_events_are_refused(t: &RouterUnderTest) {
     let event = |kind: &str, data: &str| EventRequest {
         room: room("bad-events"),
         from: user("alice"),
-        kind: kind.into(),
+        event: kind.into(),
         data: data.into(),
     };
     for (kind, data) in [
@@ -376,8 +384,153 @@ pub async fn bad_events_are_refused(t: &RouterUnderTest) {
     ] {
         let err = t.router.publish_event(event(kind, data)).await.unwrap_err();
         assert!(
-            matches!(err, RouterError::BadRequest(_)),
+            matches!(err, RouterError::BadRequest(_) | RouterError::TooLarge(_)),
             "{kind:?}/{data:.20}: {err:?}"
         );
+    }
+}
+
+fn member_entry(r: &str, from: &str, change: crate::MemberChange) -> SendRequest {
+    SendRequest {
+        room: room(r),
+        from: user(from),
+        client_msg_id: None,
+        body: String::new(),
+        ext: crate::Ext {
+            kind: crate::Kind::Member,
+            member: Some(change),
+            ..Default::default()
+        },
+    }
+}
+
+fn change(action: crate::MemberAction, who: &str) -> crate::MemberChange {
+    crate::MemberChange {
+        action,
+        user: user(who),
+        role: None,
+        until: None,
+        visibility: None,
+        members: Vec::new(),
+        revoke: false,
+    }
+}
+
+pub async fn private_rooms_are_enforced_at_the_router(t: &RouterUnderTest) {
+    use crate::{MemberAction, Visibility};
+    let mut create = change(MemberAction::Create, "alice");
+    create.visibility = Some(Visibility::Private);
+    create.members = vec![user("bob")];
+    let ack = t
+        .router
+        .send(member_entry("vault", "alice", create))
+        .await
+        .unwrap();
+    assert_eq!(ack.seq, 1);
+    send(t, "vault", "bob", None, "members may send").await;
+
+    let forbidden = |r: Result<(), RouterError>, what: &str| match r {
+        Err(RouterError::Forbidden(_)) => {}
+        other => panic!("{what}: expected forbidden, got {other:?}"),
+    };
+    let r = room("vault");
+    let carol = || Some(user("carol"));
+    let join = t
+        .router
+        .join(JoinRequest {
+            room: r.clone(),
+            user: carol(),
+            since: Some(0),
+            limit: 10,
+        })
+        .await;
+    forbidden(join.map(|_| ()), "join");
+    let hist = t
+        .router
+        .history(HistoryRequest {
+            room: r.clone(),
+            user: carol(),
+            anchor: HistoryAnchor::Latest,
+            limit: 10,
+        })
+        .await;
+    forbidden(hist.map(|_| ()), "history");
+    let sent = t
+        .router
+        .send(SendRequest {
+            room: r.clone(),
+            from: user("carol"),
+            client_msg_id: None,
+            body: "let me in".into(),
+            ext: Default::default(),
+        })
+        .await;
+    forbidden(sent.map(|_| ()), "send");
+    forbidden(
+        t.router.typing(r.clone(), user("carol"), true).await,
+        "typing",
+    );
+    forbidden(
+        t.router.mark_read(r.clone(), user("carol"), 1).await,
+        "mark_read",
+    );
+    let members = t.router.members(r.clone(), user("carol"), None, 10).await;
+    forbidden(members.map(|_| ()), "members");
+    let online = t.router.online(r.clone(), user("carol"), None, 10).await;
+    forbidden(online.map(|_| ()), "online");
+    let event = t
+        .router
+        .publish_event(EventRequest {
+            room: r.clone(),
+            from: user("carol"),
+            event: "knock".into(),
+            data: "1".into(),
+        })
+        .await;
+    forbidden(event, "publish_event");
+    let invite = t
+        .router
+        .send(member_entry(
+            "vault",
+            "carol",
+            change(MemberAction::Invite, "carol"),
+        ))
+        .await;
+    forbidden(invite.map(|_| ()), "self-invite");
+    assert_eq!(
+        seqs(&whole_log(t, "vault").await),
+        [1, 2],
+        "nothing was stored"
+    );
+
+    // Members read; the gateway's own reads (no user) always may.
+    let page = t
+        .router
+        .history(HistoryRequest {
+            room: r.clone(),
+            user: Some(user("bob")),
+            anchor: HistoryAnchor::Latest,
+            limit: 10,
+        })
+        .await
+        .unwrap();
+    assert_eq!(page.messages.len(), 2);
+    let members = t
+        .router
+        .members(r.clone(), user("bob"), None, 10)
+        .await
+        .unwrap();
+    let names: Vec<&str> = members.members.iter().map(|m| m.user.as_str()).collect();
+    assert_eq!(names, ["alice", "bob"]);
+    // Bob's own message counts as read once his mark is written (the next presence tick).
+    for attempt in 0.. {
+        let rooms = t.router.user_rooms(user("bob")).await.unwrap();
+        assert_eq!(rooms.len(), 1);
+        assert_eq!(rooms[0].room.as_str(), "vault");
+        if rooms[0].unread == 0 {
+            break;
+        }
+        assert!(attempt < 50, "bob's unread stayed {}", rooms[0].unread);
+        tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }

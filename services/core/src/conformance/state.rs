@@ -71,7 +71,10 @@ pub async fn removal_keeps_bans_mutes_and_read_marks(t: &StateUnderTest) {
     t.state
         .put_members(
             &r,
-            &[(bob.clone(), member(Role::Member)), (carol.clone(), member(Role::Member))],
+            &[
+                (bob.clone(), member(Role::Member)),
+                (carol.clone(), member(Role::Member)),
+            ],
         )
         .await
         .unwrap();
@@ -123,7 +126,11 @@ pub async fn removal_keeps_bans_mutes_and_read_marks(t: &StateUnderTest) {
 
 pub async fn room_lists_follow_membership(t: &StateUnderTest) {
     let alice = user("alice");
-    for (name, role) in [("r-b", Role::Owner), ("r-a", Role::Member), ("r-c", Role::Moderator)] {
+    for (name, role) in [
+        ("r-b", Role::Owner),
+        ("r-a", Role::Member),
+        ("r-c", Role::Moderator),
+    ] {
         t.state
             .put_members(&room(name), &[(alice.clone(), member(role))])
             .await
@@ -171,7 +178,10 @@ pub async fn read_marks_for_anyone(t: &StateUnderTest) {
 
 pub async fn rooms_are_independent(t: &StateUnderTest) {
     let (a, b) = (room("ind-a"), room("ind-b"));
-    t.state.put_room(&a, &info(Visibility::Public)).await.unwrap();
+    t.state
+        .put_room(&a, &info(Visibility::Public))
+        .await
+        .unwrap();
     t.state
         .put_members(&a, &[(user("x"), member(Role::Owner))])
         .await

@@ -285,7 +285,10 @@ pub async fn entries_of_every_kind_round_trip(t: &StoreUnderTest) {
     edit.count = 2;
     let all = vec![text, event, member, edit];
     t.store.append(&r, &all).await.unwrap();
-    assert_eq!(t.store.read(&r, ReadRange::After(0), 10).await.unwrap(), all);
+    assert_eq!(
+        t.store.read(&r, ReadRange::After(0), 10).await.unwrap(),
+        all
+    );
     assert_eq!(
         t.store.read(&r, ReadRange::Before(5), 1).await.unwrap()[0].count,
         2,
@@ -295,7 +298,9 @@ pub async fn entries_of_every_kind_round_trip(t: &StoreUnderTest) {
 
 pub async fn amend_replaces_entries_in_place(t: &StoreUnderTest) {
     let r = room("amended");
-    let first: Vec<_> = (1..=3).map(|s| msg("amended", s, "a", Some(&format!("c-{s}")), "m")).collect();
+    let first: Vec<_> = (1..=3)
+        .map(|s| msg("amended", s, "a", Some(&format!("c-{s}")), "m"))
+        .collect();
     t.store.append(&r, &first).await.unwrap();
     let mut edited = first[0].clone();
     edited.body = "new".into();
@@ -304,7 +309,10 @@ pub async fn amend_replaces_entries_in_place(t: &StoreUnderTest) {
     let mut deleted = first[1].clone();
     deleted.body = String::new();
     deleted.ext.deleted = true;
-    t.store.amend(&r, &[edited.clone(), deleted.clone()]).await.unwrap();
+    t.store
+        .amend(&r, &[edited.clone(), deleted.clone()])
+        .await
+        .unwrap();
     t.store.amend(&r, &[edited.clone()]).await.unwrap();
     assert_eq!(
         t.store.read(&r, ReadRange::After(0), 10).await.unwrap(),
@@ -314,8 +322,14 @@ pub async fn amend_replaces_entries_in_place(t: &StoreUnderTest) {
     let next = msg("amended", 4, "a", None, "after");
     t.store.append(&r, &[next]).await.unwrap();
     assert_eq!(
-        t.store.find_prior_send(&r, &user("a"), "c-1").await.unwrap(),
-        Some(PriorSend { seq: 1, ts: first[0].ts }),
+        t.store
+            .find_prior_send(&r, &user("a"), "c-1")
+            .await
+            .unwrap(),
+        Some(PriorSend {
+            seq: 1,
+            ts: first[0].ts
+        }),
         "amending keeps the idempotency record"
     );
 }

@@ -20,6 +20,8 @@ pub enum ErrorCode {
     Forbidden,
     /// The thing named does not exist (e.g. leaving a room not joined).
     NotFound,
+    /// The thing to create exists already (a room name taken).
+    Conflict,
     /// A body or frame above its size limit.
     TooLarge,
     /// A count limit was reached (rooms per connection, requests in flight).
@@ -34,11 +36,12 @@ pub enum ErrorCode {
 }
 
 impl ErrorCode {
-    pub const ALL: [ErrorCode; 9] = [
+    pub const ALL: [ErrorCode; 10] = [
         ErrorCode::BadRequest,
         ErrorCode::Unauthorized,
         ErrorCode::Forbidden,
         ErrorCode::NotFound,
+        ErrorCode::Conflict,
         ErrorCode::TooLarge,
         ErrorCode::LimitExceeded,
         ErrorCode::RateLimited,
@@ -52,6 +55,7 @@ impl ErrorCode {
             ErrorCode::Unauthorized => "unauthorized",
             ErrorCode::Forbidden => "forbidden",
             ErrorCode::NotFound => "not_found",
+            ErrorCode::Conflict => "conflict",
             ErrorCode::TooLarge => "too_large",
             ErrorCode::LimitExceeded => "limit_exceeded",
             ErrorCode::RateLimited => "rate_limited",
@@ -117,6 +121,10 @@ impl From<&RouterError> for WireError {
             RouterError::BadRequest(_) => ErrorCode::BadRequest,
             RouterError::Forbidden(_) => ErrorCode::Forbidden,
             RouterError::NotFound(_) => ErrorCode::NotFound,
+            RouterError::Conflict(_) => ErrorCode::Conflict,
+            RouterError::TooLarge(_) => ErrorCode::TooLarge,
+            RouterError::LimitExceeded(_) => ErrorCode::LimitExceeded,
+            RouterError::RateLimited { .. } => ErrorCode::RateLimited,
             RouterError::Overloaded(_) => ErrorCode::Unavailable,
             // The gateway retries at the owner first; this is what is left when it could not.
             RouterError::Unavailable(_)
@@ -135,7 +143,11 @@ impl From<&RouterError> for WireError {
             ErrorCode::Internal => "internal error".to_string(),
             _ => e.to_string(),
         };
-        WireError::new(code, message)
+        let error = WireError::new(code, message);
+        match e {
+            RouterError::RateLimited { retry_after_ms } => error.retry_after(*retry_after_ms),
+            _ => error,
+        }
     }
 }
 
