@@ -1,20 +1,30 @@
-//! The embedded message store: Chorus's room log in a single redb file, for standalone mode.
+//! The embedded store: Chorus's room log and room state in a single redb file, for standalone
+//! mode.
 //!
 //! Layout (docs/adr/0001-embedded-store.md says why redb and why this layout):
 //! - `messages`: `(room, seq) -> record`. A room's messages are adjacent and ordered by seq, so
-//!   a history page or a resume read is one B-tree range scan.
+//!   a history page or a resume read is one B-tree range scan. The record (`record.rs`) carries
+//!   the entry's kind and current state only when it has any, and its unread-counting ordinal.
 //! - `rooms`: `room -> last_seq`, read and checked by every append (the fence that keeps a log
 //!   gapless).
 //! - `sends`: `(room, user, client_msg_id) -> (seq, ts)`, the idempotency records, written in
 //!   the same transaction as their message.
+//! - `room_info`, `room_members`, `user_rooms`: room state (created rooms, member records, each
+//!   user's room list and read marks), described in `state.rs`.
 //!
-//! Writes go through one writer thread that drains every queued append into a single
-//! transaction and commits it once with an fsync (group commit): under load many rooms' appends
-//! share one sync, and an idle store still answers a single append after one sync.
+//! Every table is created when the store opens, so a file written by an older version gains
+//! the newer tables empty, and its records read back with no kind and a count of 0.
 //!
-//! It does not replicate, shard or expire anything: that is the cluster store's job.
+//! Writes (appends, amends, state changes) go through one writer thread that drains every
+//! queued write into a single transaction and commits it once with an fsync (group commit):
+//! under load many rooms' writes share one sync, and an idle store still answers a single
+//! write after one sync.
+//!
+//! It does not replicate, shard or expire anything: that is the cluster store's job. Nor does
+//! it derive room state from the log: the router writes both.
 
 mod record;
+mod state;
 mod writer;
 
 use std::{
@@ -31,7 +41,10 @@ use chorus_core::{
 use redb::{Database, ReadableDatabase, TableDefinition};
 use tokio::sync::{mpsc, oneshot};
 
-use crate::writer::{Job, Writer};
+use crate::{
+    state::{ROOM_INFO, ROOM_MEMBERS, USER_ROOMS},
+    writer::{Job, Op, Writer},
+};
 
 const MESSAGES: TableDefinition<(&str, u64), &[u8]> = TableDefinition::new("messages");
 const ROOMS: TableDefinition<&str, u64> = TableDefinition::new("rooms");
@@ -40,11 +53,12 @@ const SENDS: TableDefinition<(&str, &str, &str), (u64, u64)> = TableDefinition::
 /// Tuning for [`EmbeddedStore`].
 #[derive(Debug, Clone)]
 pub struct EmbeddedConfig {
-    /// Most appends committed by one transaction.
+    /// Most writes (appends, amends, state changes) committed by one transaction.
     pub max_batch: usize,
-    /// Appends waiting for the writer before new ones are refused with `unavailable`.
+    /// Writes waiting for the writer before new ones are refused with `unavailable`.
     pub queue_depth: usize,
-    /// How long an append may wait for its commit before it reports `unavailable`.
+    /// How long a write may wait for its commit before it reports `unavailable` (it may still
+    /// commit afterwards).
     pub append_timeout: Duration,
     /// redb page cache size in bytes.
     pub cache_bytes: usize,
@@ -61,9 +75,10 @@ impl Default for EmbeddedConfig {
     }
 }
 
-/// The redb-backed [`MessageStore`]. Cheap to share behind an `Arc`; owns one writer thread,
-/// which [`MessageStore::close`] stops after committing everything queued. Close also lets go
-/// of the database file (once in-flight reads finish), so the directory can be opened again.
+/// The redb-backed [`MessageStore`] and [`RoomStateStore`](chorus_core::state::RoomStateStore).
+/// Cheap to share behind an `Arc`; owns one writer thread, which [`MessageStore::close`] stops
+/// after committing everything queued. Close also lets go of the database file (once in-flight
+/// reads finish), so the directory can be opened again.
 pub struct EmbeddedStore {
     /// `None` once closed.
     db: RwLock<Option<Arc<Database>>>,
@@ -96,6 +111,9 @@ impl EmbeddedStore {
             tx.open_table(MESSAGES).map_err(unavailable)?;
             tx.open_table(ROOMS).map_err(unavailable)?;
             tx.open_table(SENDS).map_err(unavailable)?;
+            tx.open_table(ROOM_INFO).map_err(unavailable)?;
+            tx.open_table(ROOM_MEMBERS).map_err(unavailable)?;
+            tx.open_table(USER_ROOMS).map_err(unavailable)?;
         }
         tx.commit().map_err(unavailable)?;
         let db = Arc::new(db);
@@ -106,6 +124,19 @@ impl EmbeddedStore {
             jobs,
             config,
         })
+    }
+
+    /// Queues `op` for the writer thread and waits for its commit.
+    async fn write(&self, op: Op) -> Result<(), StoreError> {
+        let (reply, done) = oneshot::channel();
+        self.jobs
+            .try_send(Job { op, reply })
+            .map_err(|e| StoreError::Unavailable(format!("write queue: {e}")))?;
+        match tokio::time::timeout(self.config.append_timeout, done).await {
+            Ok(Ok(result)) => result,
+            Ok(Err(_)) => Err(StoreError::Unavailable("store writer stopped".into())),
+            Err(_) => Err(StoreError::Unavailable("write timed out".into())),
+        }
     }
 
     async fn read_blocking<T: Send + 'static>(
@@ -143,16 +174,19 @@ impl MessageStore for EmbeddedStore {
         if messages.is_empty() {
             return Ok(());
         }
-        let (reply, done) = oneshot::channel();
-        let job = Job::new(room.clone(), messages, reply)?;
-        self.jobs
-            .try_send(job)
-            .map_err(|e| StoreError::Unavailable(format!("write queue: {e}")))?;
-        match tokio::time::timeout(self.config.append_timeout, done).await {
-            Ok(Ok(result)) => result,
-            Ok(Err(_)) => Err(StoreError::Unavailable("store writer stopped".into())),
-            Err(_) => Err(StoreError::Unavailable("append timed out".into())),
+        self.write(Op::append(room.clone(), messages)?).await
+    }
+
+    /// Replaces the stored records in one write, ordered with appends. An entry that is not
+    /// stored (a seq beyond the log's end, or a message of another room) refuses the whole
+    /// call with [`StoreError::Conflict`] (`last_seq` the room's head, `first` the offending
+    /// seq) and writes nothing of it: like a refused append, it means the caller lost track
+    /// of the room.
+    async fn amend(&self, room: &RoomId, messages: &[Message]) -> Result<(), StoreError> {
+        if messages.is_empty() {
+            return Ok(());
         }
+        self.write(Op::amend(room.clone(), messages)).await
     }
 
     async fn read(
@@ -235,7 +269,11 @@ impl MessageStore for EmbeddedStore {
 
     async fn close(&self) -> Result<(), StoreError> {
         let (reply, done) = oneshot::channel();
-        let result = if self.jobs.send(Job::Close(reply)).await.is_err() {
+        let job = Job {
+            op: Op::Close,
+            reply,
+        };
+        let result = if self.jobs.send(job).await.is_err() {
             Ok(()) // already closed
         } else {
             done.await

@@ -1,21 +1,29 @@
-//! The single writer thread: group commit for every room.
+//! The single writer thread: group commit for every room, and for room state.
 //!
 //! Owned by the [`EmbeddedStore`](crate::EmbeddedStore) that spawned it; it stops when that
-//! store sends [`Job::Close`] or is dropped (the channel closes). Each round takes every queued
-//! job (up to `max_batch`), applies the valid ones in one write transaction and commits once
-//! (redb `Durability::Immediate`: fsync before commit returns). A job whose seqs do not continue
-//! its room's log is refused on its own; an I/O failure fails the whole round, so every reply
-//! tells the truth about durability.
+//! store sends [`Op::Close`] or is dropped (the channel closes). Each round takes every queued
+//! job (up to `max_batch`), applies the valid ones in queue order in one write transaction and
+//! commits once (redb `Durability::Immediate`: fsync before commit returns). Appends, amends and
+//! state writes share the queue, so each is ordered after everything queued before it.
+//!
+//! A job that does not fit the log is refused on its own and writes nothing: an append whose
+//! seqs do not continue its room's log, an amend of an entry that is not stored (both
+//! [`StoreError::Conflict`]). An I/O failure fails the whole round, so every reply tells the
+//! truth about durability.
 
 use std::{collections::HashMap, sync::Arc};
 
 use chorus_core::{Message, RoomId, UserId, store::StoreError};
-use redb::{Database, ReadableTable};
+use redb::{Database, ReadableTable, Table, WriteTransaction};
 use tokio::sync::{mpsc, oneshot};
 
-use crate::{MESSAGES, ROOMS, SENDS, record, unavailable};
+use crate::{
+    MESSAGES, ROOMS, SENDS, record,
+    state::{StateTables, Write},
+    unavailable,
+};
 
-type Reply = oneshot::Sender<Result<(), StoreError>>;
+pub(crate) type Reply = oneshot::Sender<Result<(), StoreError>>;
 
 pub(crate) struct Encoded {
     seq: u64,
@@ -25,19 +33,33 @@ pub(crate) struct Encoded {
     bytes: Vec<u8>,
 }
 
-pub(crate) enum Job {
+/// One queued write and where its outcome goes.
+pub(crate) struct Job {
+    pub(crate) op: Op,
+    pub(crate) reply: Reply,
+}
+
+pub(crate) enum Op {
     Append {
         room: RoomId,
         messages: Vec<Encoded>,
-        reply: Reply,
     },
-    Close(Reply),
+    Amend {
+        room: RoomId,
+        /// `(seq, record)` of each replacement, in call order.
+        records: Vec<(u64, Vec<u8>)>,
+        /// The seq of the first message given for another room: refused like a missing one.
+        foreign: Option<u64>,
+    },
+    State(Write),
+    /// Commit everything queued before, refuse everything after, let go of the database.
+    Close,
 }
 
-impl Job {
+impl Op {
     /// Encodes outside the writer thread, and checks that the batch is consecutive and in one
-    /// room so the writer only has to check where it starts.
-    pub(crate) fn new(room: RoomId, messages: &[Message], reply: Reply) -> Result<Job, StoreError> {
+    /// room so the writer only has to check where it starts. `messages` is not empty.
+    pub(crate) fn append(room: RoomId, messages: &[Message]) -> Result<Op, StoreError> {
         let first = messages[0].seq;
         let mut encoded = Vec::with_capacity(messages.len());
         for (i, m) in messages.iter().enumerate() {
@@ -56,11 +78,28 @@ impl Job {
                 bytes: record::encode(m),
             });
         }
-        Ok(Job::Append {
+        Ok(Op::Append {
             room,
             messages: encoded,
-            reply,
         })
+    }
+
+    /// Encodes the replacements outside the writer thread.
+    pub(crate) fn amend(room: RoomId, messages: &[Message]) -> Op {
+        let foreign = messages.iter().find(|m| m.room != room).map(|m| m.seq);
+        let records = messages
+            .iter()
+            .map(|m| (m.seq, record::encode(m)))
+            .collect();
+        Op::Amend {
+            room,
+            records,
+            foreign,
+        }
+    }
+
+    fn is_state(&self) -> bool {
+        matches!(self, Op::State(_))
     }
 }
 
@@ -92,13 +131,16 @@ impl Writer {
         let mut batch = Vec::with_capacity(self.max_batch);
         while let Some(job) = self.jobs.blocking_recv() {
             let mut close = None;
-            match job {
-                Job::Close(reply) => close = Some(reply),
-                job => batch.push(job),
+            match job.op {
+                Op::Close => close = Some(job.reply),
+                _ => batch.push(job),
             }
             while close.is_none() && batch.len() < self.max_batch {
                 match self.jobs.try_recv() {
-                    Ok(Job::Close(reply)) => close = Some(reply),
+                    Ok(Job {
+                        op: Op::Close,
+                        reply,
+                    }) => close = Some(reply),
                     Ok(job) => batch.push(job),
                     Err(_) => break,
                 }
@@ -110,9 +152,10 @@ impl Writer {
                 // Everything queued before the close has been committed above.
                 self.jobs.close();
                 while let Ok(job) = self.jobs.try_recv() {
-                    if let Job::Append { reply, .. } = job {
-                        let _ = reply.send(Err(StoreError::Unavailable("store is closed".into())));
-                    }
+                    let _ = job.reply.send(match job.op {
+                        Op::Close => Ok(()),
+                        _ => Err(StoreError::Unavailable("store is closed".into())),
+                    });
                 }
                 // Let go of the database before answering, so that when close() returns
                 // the file lock is free and the directory can be opened again.
@@ -125,80 +168,163 @@ impl Writer {
 
     fn commit(&self, batch: &mut Vec<Job>) {
         let mut outcomes: Vec<(Reply, Result<(), StoreError>)> = Vec::with_capacity(batch.len());
+        let mut jobs = batch.drain(..);
         let result = (|| -> Result<(), StoreError> {
             let tx = self.db.begin_write().map_err(unavailable)?;
             {
-                let mut messages = tx.open_table(MESSAGES).map_err(unavailable)?;
-                let mut rooms = tx.open_table(ROOMS).map_err(unavailable)?;
-                let mut sends = tx.open_table(SENDS).map_err(unavailable)?;
-                // last_seq of rooms already touched in this transaction.
-                let mut heads: HashMap<RoomId, u64> = HashMap::new();
-                for job in batch.drain(..) {
-                    let Job::Append {
-                        room,
-                        messages: ms,
-                        reply,
-                    } = job
-                    else {
-                        continue;
+                let mut log = LogTables::open(&tx)?;
+                let mut state = match jobs.as_slice().iter().any(|j| j.op.is_state()) {
+                    true => Some(StateTables::open(&tx)?),
+                    false => None,
+                };
+                for Job { op, reply } in jobs.by_ref() {
+                    let applied = match op {
+                        Op::Append { room, messages } => log.append(room, messages),
+                        Op::Amend {
+                            room,
+                            records,
+                            foreign,
+                        } => log.amend(room, records, foreign),
+                        Op::State(write) => state
+                            .as_mut()
+                            .expect("state tables are opened when the batch has a state write")
+                            .apply(write)
+                            .map(Ok),
+                        Op::Close => unreachable!("close never enters a batch"),
                     };
-                    let last = match heads.get(&room) {
-                        Some(&last) => last,
-                        None => rooms
-                            .get(room.as_str())
-                            .map_err(unavailable)?
-                            .map_or(0, |v| v.value()),
-                    };
-                    let first = ms[0].seq;
-                    if first != last + 1 {
-                        outcomes.push((
-                            reply,
-                            Err(StoreError::Conflict {
-                                room,
-                                last_seq: last,
-                                first,
-                            }),
-                        ));
-                        continue;
-                    }
-                    for m in &ms {
-                        messages
-                            .insert((room.as_str(), m.seq), m.bytes.as_slice())
-                            .map_err(unavailable)?;
-                        if let Some(cmid) = &m.client_msg_id {
-                            sends
-                                .insert(
-                                    (room.as_str(), m.from.as_str(), cmid.as_str()),
-                                    (m.seq, m.ts),
-                                )
-                                .map_err(unavailable)?;
+                    match applied {
+                        Ok(outcome) => outcomes.push((reply, outcome)),
+                        Err(e) => {
+                            outcomes.push((reply, Err(e.clone())));
+                            return Err(e);
                         }
                     }
-                    let new_last = ms[ms.len() - 1].seq;
-                    rooms.insert(room.as_str(), new_last).map_err(unavailable)?;
-                    heads.insert(room, new_last);
-                    outcomes.push((reply, Ok(())));
                 }
             }
             tx.commit().map_err(unavailable)?;
             Ok(())
         })();
-        // The outcomes gathered so far describe the transaction only if it committed.
-        for job in batch.drain(..) {
-            if let Job::Append { reply, .. } = job {
-                outcomes.push((reply, Err(StoreError::Unavailable("write aborted".into()))));
-            }
+        // Jobs not reached before a failure; their outcome is the failure's.
+        for job in jobs {
+            outcomes.push((
+                job.reply,
+                Err(StoreError::Unavailable("write aborted".into())),
+            ));
+        }
+        if let Err(e) = &result {
+            tracing::error!(error = %e, jobs = outcomes.len(), "store commit failed");
         }
         for (reply, outcome) in outcomes {
+            // The outcomes describe the transaction only if it committed; a refusal stays true.
             let outcome = match (&result, outcome) {
                 (Ok(()), outcome) => outcome,
                 (Err(_), Err(conflict @ StoreError::Conflict { .. })) => Err(conflict),
-                (Err(e), _) => {
-                    tracing::error!(error = %e, "store commit failed");
-                    Err(e.clone())
-                }
+                (Err(e), _) => Err(e.clone()),
             };
             let _ = reply.send(outcome);
         }
+    }
+}
+
+/// The log tables, open in the writer's transaction. The outer `Result` of each operation is
+/// an I/O failure (it fails the round); the inner one is the job's own outcome.
+struct LogTables<'txn> {
+    messages: Table<'txn, (&'static str, u64), &'static [u8]>,
+    rooms: Table<'txn, &'static str, u64>,
+    sends: Table<'txn, (&'static str, &'static str, &'static str), (u64, u64)>,
+    /// last_seq of rooms already appended to in this transaction.
+    heads: HashMap<RoomId, u64>,
+}
+
+type Outcome = Result<Result<(), StoreError>, StoreError>;
+
+impl<'txn> LogTables<'txn> {
+    fn open(tx: &'txn WriteTransaction) -> Result<Self, StoreError> {
+        Ok(LogTables {
+            messages: tx.open_table(MESSAGES).map_err(unavailable)?,
+            rooms: tx.open_table(ROOMS).map_err(unavailable)?,
+            sends: tx.open_table(SENDS).map_err(unavailable)?,
+            heads: HashMap::new(),
+        })
+    }
+
+    fn head(&self, room: &RoomId) -> Result<u64, StoreError> {
+        match self.heads.get(room) {
+            Some(&last) => Ok(last),
+            None => Ok(self
+                .rooms
+                .get(room.as_str())
+                .map_err(unavailable)?
+                .map_or(0, |v| v.value())),
+        }
+    }
+
+    fn append(&mut self, room: RoomId, ms: Vec<Encoded>) -> Outcome {
+        let last = self.head(&room)?;
+        let first = ms[0].seq;
+        if first != last + 1 {
+            return Ok(Err(StoreError::Conflict {
+                room,
+                last_seq: last,
+                first,
+            }));
+        }
+        for m in &ms {
+            self.messages
+                .insert((room.as_str(), m.seq), m.bytes.as_slice())
+                .map_err(unavailable)?;
+            if let Some(cmid) = &m.client_msg_id {
+                self.sends
+                    .insert(
+                        (room.as_str(), m.from.as_str(), cmid.as_str()),
+                        (m.seq, m.ts),
+                    )
+                    .map_err(unavailable)?;
+            }
+        }
+        let new_last = ms[ms.len() - 1].seq;
+        self.rooms
+            .insert(room.as_str(), new_last)
+            .map_err(unavailable)?;
+        self.heads.insert(room, new_last);
+        Ok(Ok(()))
+    }
+
+    /// Replaces stored entries. Every seq is checked before anything is written, so a refused
+    /// amend writes nothing; idempotency records and the room head are left as they are.
+    fn amend(
+        &mut self,
+        room: RoomId,
+        records: Vec<(u64, Vec<u8>)>,
+        foreign: Option<u64>,
+    ) -> Outcome {
+        let mut missing = foreign;
+        if missing.is_none() {
+            for (seq, _) in &records {
+                if self
+                    .messages
+                    .get((room.as_str(), *seq))
+                    .map_err(unavailable)?
+                    .is_none()
+                {
+                    missing = Some(*seq);
+                    break;
+                }
+            }
+        }
+        if let Some(seq) = missing {
+            let last = self.head(&room)?;
+            return Ok(Err(StoreError::Conflict {
+                room,
+                last_seq: last,
+                first: seq,
+            }));
+        }
+        for (seq, bytes) in &records {
+            self.messages
+                .insert((room.as_str(), *seq), bytes.as_slice())
+                .map_err(unavailable)?;
+        }
+        Ok(Ok(()))
     }
 }
