@@ -35,6 +35,8 @@ fn message(room: &RoomId, seq: u64, body: &str) -> Message {
         from: UserId::new("probe").expect("a valid user id"),
         client_msg_id: Some(format!("p-{seq}")),
         body: body.to_owned(),
+        ext: chorus_core::Ext::default(),
+        count: seq,
     }
 }
 

@@ -1,8 +1,8 @@
-//! The cluster store: Chorus's room logs and ownership records on ScyllaDB or Apache Cassandra
-//! (CQL protocol v4, the `scylla` driver). It implements [`MessageStore`] and [`LeaseStore`]
-//! over one shared session, with every hot-path statement prepared once at
-//! [`CqlStore::connect`]. docs/adr/0003-cql-store-schema.md records why the schema is this
-//! one and which alternatives were turned down.
+//! The cluster store: Chorus's room logs, room state and ownership records on ScyllaDB or
+//! Apache Cassandra (CQL protocol v4, the `scylla` driver). It implements [`MessageStore`],
+//! [`RoomStateStore`] and [`LeaseStore`] over one shared session, with every statement run
+//! after connecting prepared once at [`CqlStore::connect`]. docs/adr/0003-cql-store-schema.md
+//! records why the schema is this one and which alternatives were turned down.
 //!
 //! # Schema
 //!
@@ -12,11 +12,14 @@
 //!
 //! | table | primary key | holds |
 //! | --- | --- | --- |
-//! | `messages` | `((room, bucket), seq)` | every column of a message; `seq` ascending |
+//! | `messages` | `((room, bucket), seq)` | every column of a message, `ext` as JSON, `ordinal` (its `count`); `seq` ascending |
 //! | `room_heads` | `(room)` | the highest bucket the room has reached |
 //! | `sends` | `((room, sender, client_msg_id))` | idempotency records `-> (seq, ts)` |
 //! | `router_sessions` | `(holder)` | router heartbeats `-> expires_ms` |
 //! | `slot_claims` | `(slot)` | `holder, epoch, released`, changed only by lightweight transactions |
+//! | `rooms` | `(room)` | created rooms: `visibility, created_by, created_ts, pending_from` |
+//! | `room_members` | `(room, user_id)` | member records `role, banned, muted_until`; users ascending |
+//! | `user_rooms` | `(user_id, room)` | a user's rooms: `role` and the read mark `read_seq, read_count` |
 //! | `settings` | `(name)` | `bucket_size`, fixed when the keyspace is created |
 //!
 //! # Buckets
@@ -42,13 +45,21 @@
 //! `client_msg_id` (concurrently), then each bucket's messages as one UNLOGGED batch, buckets
 //! ascending. A batch that stays in one partition is atomic and isolated without the
 //! batchlog, so a failed append leaves at most a *prefix* of its messages (whole buckets,
-//! see [`MAX_BATCH_BYTES`] for the one exception). LOGGED batches are never used. Every row is
-//! written with all its columns and no nulls (a missing `client_msg_id` is stored as `''`), so
-//! a later write of the same seq replaces an earlier one completely.
+//! see [`MAX_BATCH_BYTES`] for the one exception). LOGGED batches are never used for messages.
+//! Every row is written with all its columns and no nulls (a missing `client_msg_id` is stored
+//! as `''`, an empty [`Ext`] as `''`, anything else as its JSON), so a later write of the same
+//! seq replaces an earlier one completely. Rows written before migration 0003 have null `ext`
+//! and `ordinal`, read as a plain text entry with count 0.
 //!
-//! Every write carries a client-side timestamp in microseconds, taken once per append and
-//! strictly increasing within the process: a later append of this process always wins
-//! last-write-wins against an earlier one, whatever order the replicas receive them in.
+//! [`MessageStore::amend`] is exactly that later write: it rewrites the given rows whole, one
+//! batch per bucket, with a new client timestamp, and touches nothing else (no head hint, no
+//! fence, no idempotency record). An amended entry keeps its sender and `client_msg_id`, so
+//! its idempotency record still checks out.
+//!
+//! Every write carries a client-side timestamp in microseconds, taken once per append (per
+//! amend, per room-state entry) and strictly increasing within the process: a later write of
+//! this process always wins last-write-wins against an earlier one, whatever order the
+//! replicas receive them in, so an amend wins over the insert and over earlier amends.
 //! Across processes this relies on clocks that differ by much less than the ownership
 //! takeover margin (ADR 0004). Lightweight transactions (the slot claims) use Paxos ballots
 //! instead and carry no client timestamp.
@@ -76,6 +87,17 @@
 //! recorded seq (same sender and `client_msg_id`) and ignores the record otherwise. Nothing
 //! has a TTL: messages are kept forever, and their idempotency records as long.
 //!
+//! # Room state
+//!
+//! [`RoomStateStore`] is derived from the room logs and re-applied by the router after a
+//! crash, so every write is an idempotent upsert with a client timestamp and nothing reads
+//! before writing. [`put_members`] writes a member's `room_members` row and the role of its
+//! `user_rooms` row in one LOGGED batch (two partitions, so the batchlog is what makes the
+//! pair all-or-nothing once accepted); read marks and roles are separate cells of
+//! `user_rooms`, each set by its own `UPDATE`, so neither write loses the other. Listings skip rows without a role (`''`, or null for a row
+//! that was only ever marked) client-side, with no `ALLOW FILTERING`, querying again past the
+//! last row until `limit` rows are listed. See the `state` module.
+//!
 //! # Routing and timeouts
 //!
 //! Every statement binds all its partition key columns, so the driver routes each request to
@@ -84,10 +106,15 @@
 //! connection error is [`StoreError::Unavailable`], a row that does not decode is
 //! [`StoreError::Corrupt`].
 //!
-//! This crate does not decide ownership (the router does, through [`LeaseStore`]), expire
-//! anything, or create keyspaces outside [`migrate`].
+//! This crate does not decide ownership (the router does, through [`LeaseStore`]) nor which
+//! room state follows from a log entry (the router does that too), expire anything, or create
+//! keyspaces outside [`migrate`].
 //!
 //! [`MessageStore`]: chorus_core::store::MessageStore
+//! [`MessageStore::amend`]: chorus_core::store::MessageStore::amend
+//! [`RoomStateStore`]: chorus_core::state::RoomStateStore
+//! [`put_members`]: chorus_core::state::RoomStateStore::put_members
+//! [`Ext`]: chorus_core::Ext
 //! [`MessageStore::last_seq`]: chorus_core::store::MessageStore::last_seq
 //! [`MessageStore::append`]: chorus_core::store::MessageStore::append
 //! [`MessageStore::find_prior_send`]: chorus_core::store::MessageStore::find_prior_send
@@ -100,7 +127,9 @@ mod error;
 mod heads;
 mod lease;
 mod migrate;
+mod rows;
 mod session;
+mod state;
 mod statements;
 mod store;
 

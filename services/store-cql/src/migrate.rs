@@ -3,9 +3,12 @@
 //! [`check`] is what [`CqlStore::connect`](crate::CqlStore::connect) runs to refuse a keyspace
 //! that is missing any of them.
 //!
-//! Every statement is idempotent (`IF NOT EXISTS`), so a migration interrupted half-way is
-//! simply applied again. Schema changes should come from one `chorus migrate` at a time:
-//! concurrent DDL from several clients is something Cassandra handles poorly.
+//! Every statement is idempotent, so a migration interrupted half-way is simply applied again:
+//! tables are created `IF NOT EXISTS`, and an `ALTER TABLE t ADD c type` is skipped when the
+//! column is already there (checked in `system_schema.columns`: `ADD IF NOT EXISTS` is new in
+//! Cassandra 5.0 and not something ScyllaDB documents). Schema changes should come from one
+//! `chorus migrate` at a time: concurrent DDL from several clients is something Cassandra
+//! handles poorly.
 
 use std::time::Duration;
 
@@ -30,10 +33,15 @@ const MIGRATIONS: &[Migration] = &[
         name: "ownership",
         cql: include_str!("../migrations/0002_ownership.cql"),
     },
+    Migration {
+        version: 3,
+        name: "features",
+        cql: include_str!("../migrations/0003_features.cql"),
+    },
 ];
 
 /// The schema version this binary needs: its newest migration.
-pub const SCHEMA_VERSION: u32 = 2;
+pub const SCHEMA_VERSION: u32 = 3;
 
 /// The bookkeeping tables, created before any migration runs.
 const BOOKKEEPING: &[&str] = &[
@@ -116,6 +124,11 @@ pub async fn migrate(config: &CqlConfig) -> Result<MigrationReport, CqlError> {
         }
         for stmt in statements(m.cql) {
             let context = format!("migration {:04}_{}", m.version, m.name);
+            if let Some(column) = added_column(&stmt)
+                && column_present(&session, config, &column, &context).await?
+            {
+                continue;
+            }
             setup_step(&context, ddl_timeout, session.query_unpaged(stmt, ())).await?;
         }
         setup_step(
@@ -290,6 +303,72 @@ async fn applied_versions(session: &Session, timeout: Duration) -> Result<Vec<u3
     Ok(versions)
 }
 
+/// A column that an `ALTER TABLE table ADD column type` statement adds.
+#[derive(Debug, PartialEq, Eq)]
+struct AddedColumn {
+    table: String,
+    column: String,
+    cql_type: String,
+}
+
+fn added_column(stmt: &str) -> Option<AddedColumn> {
+    let words: Vec<&str> = stmt.split_whitespace().collect();
+    match words.as_slice() {
+        [alter, table_kw, table, add, column, cql_type]
+            if alter.eq_ignore_ascii_case("alter")
+                && table_kw.eq_ignore_ascii_case("table")
+                && add.eq_ignore_ascii_case("add") =>
+        {
+            Some(AddedColumn {
+                table: table.to_ascii_lowercase(),
+                column: column.to_ascii_lowercase(),
+                cql_type: cql_type.to_ascii_lowercase(),
+            })
+        }
+        _ => None,
+    }
+}
+
+/// Whether the column an `ADD` would create exists already (from an interrupted run). One of
+/// another type is an error: the keyspace was changed by hand.
+async fn column_present(
+    session: &Session,
+    config: &CqlConfig,
+    c: &AddedColumn,
+    context: &str,
+) -> Result<bool, CqlError> {
+    let rows = setup_step(
+        context,
+        config.request_timeout,
+        session.query_unpaged(
+            "SELECT type FROM system_schema.columns \
+             WHERE keyspace_name = ? AND table_name = ? AND column_name = ?",
+            (
+                config.keyspace.as_str(),
+                c.table.as_str(),
+                c.column.as_str(),
+            ),
+        ),
+    )
+    .await?;
+    let found = rows
+        .into_rows_result()
+        .map_err(|e| CqlError::query(context, e))?
+        .maybe_first_row::<(String,)>()
+        .map_err(|e| CqlError::query(context, e))?;
+    match found {
+        None => Ok(false),
+        Some((t,)) if t == c.cql_type => Ok(true),
+        Some((t,)) => Err(CqlError::query(
+            context,
+            format!(
+                "column {}.{} exists with type {t}, not {}",
+                c.table, c.column, c.cql_type
+            ),
+        )),
+    }
+}
+
 /// The statements of a migration file: `--` comment lines dropped, split at `;`.
 fn statements(cql: &str) -> Vec<String> {
     let text: String = cql
@@ -315,12 +394,39 @@ mod tests {
             let stmts = statements(m.cql);
             assert!(!stmts.is_empty());
             for s in &stmts {
-                assert!(s.starts_with("CREATE TABLE IF NOT EXISTS"), "{s}");
+                // Every statement can run twice: a create IF NOT EXISTS, or an ADD that
+                // migrate skips when its column exists.
+                assert!(
+                    s.starts_with("CREATE TABLE IF NOT EXISTS") || added_column(s).is_some(),
+                    "{s}"
+                );
                 assert!(!s.contains("--"), "{s}");
             }
         }
         assert_eq!(MIGRATIONS.last().unwrap().version, SCHEMA_VERSION);
         assert_eq!(statements(MIGRATIONS[0].cql).len(), 3);
         assert_eq!(statements(MIGRATIONS[1].cql).len(), 2);
+        assert_eq!(statements(MIGRATIONS[2].cql).len(), 5);
+    }
+
+    #[test]
+    fn an_added_column_is_recognised_for_the_skip_check() {
+        assert_eq!(
+            added_column("ALTER TABLE messages ADD ext text"),
+            Some(AddedColumn {
+                table: "messages".into(),
+                column: "ext".into(),
+                cql_type: "text".into(),
+            })
+        );
+        assert_eq!(
+            added_column("ALTER TABLE messages ADD (a text, b int)"),
+            None
+        );
+        assert_eq!(added_column("ALTER TABLE messages DROP ext"), None);
+        assert_eq!(
+            added_column("CREATE TABLE IF NOT EXISTS t (a text PRIMARY KEY)"),
+            None
+        );
     }
 }

@@ -9,11 +9,13 @@ use crate::{CqlConfig, CqlError, error::setup_step};
 /// Rows fetched per page by history reads; a read also stops at its `LIMIT`.
 pub(crate) const PAGE_SIZE: i32 = 1_000;
 
-const MESSAGE_COLUMNS: &str = "seq, ts, sender, client_msg_id, body";
+/// Read as [`StoredRow`](crate::rows::StoredRow).
+const MESSAGE_COLUMNS: &str = "seq, ts, sender, client_msg_id, body, ext, ordinal";
 
 #[derive(Debug)]
 pub(crate) struct Statements {
-    /// `(room, bucket, seq, ts, sender, client_msg_id, body, timestamp)`
+    /// [`RowValues`](crate::rows::RowValues): `(room, bucket, seq, ts, sender,
+    /// client_msg_id, body, ext, ordinal, timestamp)`
     pub(crate) insert_message: PreparedStatement,
     /// `(room, sender, client_msg_id, seq, ts, timestamp)`
     pub(crate) insert_send: PreparedStatement,
@@ -46,6 +48,22 @@ pub(crate) struct Statements {
     pub(crate) claim_from: PreparedStatement,
     /// `(slot, holder, epoch)`, lightweight transaction
     pub(crate) release: PreparedStatement,
+    /// `(room) -> (visibility, created_by, created_ts, pending_from)`
+    pub(crate) room_info: PreparedStatement,
+    /// `(room, visibility, created_by, created_ts, pending_from, timestamp)`
+    pub(crate) put_room: PreparedStatement,
+    /// `(room, user_id) -> (role, banned, muted_until)`
+    pub(crate) member: PreparedStatement,
+    /// `(room, user_id, role, banned, muted_until, timestamp)`
+    pub(crate) put_member: PreparedStatement,
+    /// `(timestamp, role, user_id, room)`: the role only, so the read mark survives
+    pub(crate) put_user_role: PreparedStatement,
+    /// `(room, after user_id, limit) -> (user_id, role, banned, muted_until)`, ascending
+    pub(crate) members_after: PreparedStatement,
+    /// `(user_id, after room, limit) -> (room, role, read_seq, read_count)`, ascending
+    pub(crate) rooms_after: PreparedStatement,
+    /// `(timestamp, read_seq, read_count, user_id, room)`: the mark only, never the role
+    pub(crate) put_read_mark: PreparedStatement,
 }
 
 impl Statements {
@@ -87,10 +105,26 @@ impl Statements {
         )
         .await?;
         claim_of.set_consistency(crate::session::serial_read(config.consistency));
+        let mut members_after = prepare(
+            "SELECT user_id, role, banned, muted_until FROM room_members \
+             WHERE room = ? AND user_id > ? LIMIT ?"
+                .into(),
+            true,
+        )
+        .await?;
+        members_after.set_page_size(PAGE_SIZE);
+        let mut rooms_after = prepare(
+            "SELECT room, role, read_seq, read_count FROM user_rooms \
+             WHERE user_id = ? AND room > ? LIMIT ?"
+                .into(),
+            true,
+        )
+        .await?;
+        rooms_after.set_page_size(PAGE_SIZE);
         Ok(Statements {
             insert_message: prepare(
-                "INSERT INTO messages (room, bucket, seq, ts, sender, client_msg_id, body) \
-                 VALUES (?, ?, ?, ?, ?, ?, ?) USING TIMESTAMP ?"
+                "INSERT INTO messages (room, bucket, seq, ts, sender, client_msg_id, body, ext, ordinal) \
+                 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) USING TIMESTAMP ?"
                     .into(),
                 true,
             )
@@ -167,6 +201,47 @@ impl Statements {
                 "UPDATE slot_claims SET released = true WHERE slot = ? IF holder = ? AND epoch = ?"
                     .into(),
                 false,
+            )
+            .await?,
+            room_info: prepare(
+                "SELECT visibility, created_by, created_ts, pending_from FROM rooms WHERE room = ?"
+                    .into(),
+                true,
+            )
+            .await?,
+            put_room: prepare(
+                "INSERT INTO rooms (room, visibility, created_by, created_ts, pending_from) \
+                 VALUES (?, ?, ?, ?, ?) USING TIMESTAMP ?"
+                    .into(),
+                true,
+            )
+            .await?,
+            member: prepare(
+                "SELECT role, banned, muted_until FROM room_members WHERE room = ? AND user_id = ?"
+                    .into(),
+                true,
+            )
+            .await?,
+            put_member: prepare(
+                "INSERT INTO room_members (room, user_id, role, banned, muted_until) \
+                 VALUES (?, ?, ?, ?, ?) USING TIMESTAMP ?"
+                    .into(),
+                true,
+            )
+            .await?,
+            put_user_role: prepare(
+                "UPDATE user_rooms USING TIMESTAMP ? SET role = ? WHERE user_id = ? AND room = ?"
+                    .into(),
+                true,
+            )
+            .await?,
+            members_after,
+            rooms_after,
+            put_read_mark: prepare(
+                "UPDATE user_rooms USING TIMESTAMP ? SET read_seq = ?, read_count = ? \
+                 WHERE user_id = ? AND room = ?"
+                    .into(),
+                true,
             )
             .await?,
         })

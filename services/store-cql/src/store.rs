@@ -1,5 +1,6 @@
 //! [`CqlStore`] and its [`MessageStore`] implementation: the bucketed room logs, the append
-//! fence and the idempotency records (the crate docs describe the design).
+//! fence, the idempotency records and amends (the crate docs describe the design). The row
+//! encoding is in `rows`, the room state in `state`.
 
 use std::{
     sync::atomic::{AtomicBool, Ordering},
@@ -27,16 +28,18 @@ use crate::{
     clock::WriteClock,
     error::{corrupt, setup_step, unavailable},
     heads::{Head, Heads},
-    migrate, session,
+    migrate,
+    rows::{self, Row, StoredRow, to_i64, to_u64},
+    session,
     statements::Statements,
 };
 
-/// Most bytes of message data (bodies, senders, ids, plus a per-row allowance) written by one
-/// batch. A bucket's part of an append larger than this is split into several batches,
-/// written in order, so one huge append (the router may batch hundreds of sends of up to
-/// 4 KiB) stays well under the servers' limits: ScyllaDB fails batches over 1 MiB by default
-/// (`batch_size_fail_threshold_in_kb`), Cassandra mutations over half a commit log segment.
-/// A failure can then leave a prefix inside that bucket too.
+/// Most bytes of message data (bodies, ext JSON, senders, ids, plus a per-row allowance)
+/// written by one batch. A bucket's part of an append or amend larger than this is split into
+/// several batches, written in order, so one huge append (the router may batch hundreds of
+/// sends of up to 4 KiB) stays well under the servers' limits: ScyllaDB fails batches over
+/// 1 MiB by default (`batch_size_fail_threshold_in_kb`), Cassandra mutations over half a
+/// commit log segment. A failure can then leave a prefix inside that bucket too.
 pub const MAX_BATCH_BYTES: usize = 512 << 10;
 
 /// The [`MessageStore`] and [`LeaseStore`](chorus_core::lease::LeaseStore) on a CQL cluster.
@@ -191,12 +194,14 @@ impl CqlStore {
         head: u64,
         messages: &[Message],
     ) -> Result<(), StoreError> {
+        let rows = Row::encode_all(messages)?;
         let timestamp = self.clock.next();
         let r = room.as_str();
 
         // 1. Idempotency records, concurrently: all of them before any message.
         let mut sends = Vec::new();
-        for m in messages {
+        for row in &rows {
+            let m = row.message;
             if let Some(cmid) = &m.client_msg_id {
                 let values = (
                     r,
@@ -214,8 +219,9 @@ impl CqlStore {
         // 2. Messages, bucket by bucket in ascending order, each bucket's rows as one
         // single-partition UNLOGGED batch (split only past MAX_BATCH_BYTES).
         let mut reached = if head == 0 { 0 } else { self.bucket(head) };
-        for group in messages.chunk_by(|a, b| self.bucket(a.seq) == self.bucket(b.seq)) {
-            let bucket = self.bucket(group[0].seq);
+        for group in rows.chunk_by(|a, b| self.bucket(a.message.seq) == self.bucket(b.message.seq))
+        {
+            let bucket = self.bucket(group[0].message.seq);
             if bucket > reached {
                 self.session
                     .execute_unpaged(&self.st.write_head, (r, bucket, timestamp))
@@ -223,24 +229,34 @@ impl CqlStore {
                     .map_err(unavailable)?;
                 reached = bucket;
             }
-            let mut rest = group;
-            while !rest.is_empty() {
-                let mut bytes = 0;
-                let n = rest
-                    .iter()
-                    .take_while(|m| {
-                        bytes += m.body.len()
-                            + m.from.as_str().len()
-                            + m.client_msg_id.as_ref().map_or(0, String::len)
-                            + 64;
-                        bytes <= MAX_BATCH_BYTES
-                    })
-                    .count()
-                    .max(1);
-                let (chunk, tail) = rest.split_at(n);
-                self.write_messages(r, bucket, chunk, timestamp).await?;
-                rest = tail;
-            }
+            self.write_bucket(r, bucket, group, timestamp).await?;
+        }
+        Ok(())
+    }
+
+    /// Writes rows of one bucket, whole, as single-partition UNLOGGED batches of at most
+    /// [`MAX_BATCH_BYTES`], in order.
+    async fn write_bucket(
+        &self,
+        room: &str,
+        bucket: i64,
+        rows: &[Row<'_>],
+        timestamp: i64,
+    ) -> Result<(), StoreError> {
+        let mut rest = rows;
+        while !rest.is_empty() {
+            let mut bytes = 0;
+            let n = rest
+                .iter()
+                .take_while(|row| {
+                    bytes += row.weight();
+                    bytes <= MAX_BATCH_BYTES
+                })
+                .count()
+                .max(1);
+            let (chunk, tail) = rest.split_at(n);
+            self.write_messages(room, bucket, chunk, timestamp).await?;
+            rest = tail;
         }
         Ok(())
     }
@@ -249,22 +265,13 @@ impl CqlStore {
         &self,
         room: &str,
         bucket: i64,
-        chunk: &[Message],
+        chunk: &[Row<'_>],
         timestamp: i64,
     ) -> Result<(), StoreError> {
-        let mut values = Vec::with_capacity(chunk.len());
-        for m in chunk {
-            values.push((
-                room,
-                bucket,
-                to_i64(m.seq, "seq")?,
-                to_i64(m.ts, "ts")?,
-                m.from.as_str(),
-                m.client_msg_id.as_deref().unwrap_or(""),
-                m.body.as_str(),
-                timestamp,
-            ));
-        }
+        let values: Vec<_> = chunk
+            .iter()
+            .map(|row| row.values(room, bucket, timestamp))
+            .collect();
         if let [one] = values.as_slice() {
             self.session
                 .execute_unpaged(&self.st.insert_message, one)
@@ -281,6 +288,26 @@ impl CqlStore {
             .batch(&batch, &values)
             .await
             .map_err(unavailable)?;
+        Ok(())
+    }
+
+    /// Rewrites existing rows whole under a new timestamp, bucket by bucket, and nothing
+    /// else: not the head hint, not the idempotency records.
+    async fn rewrite(&self, room: &RoomId, messages: &[Message]) -> Result<(), StoreError> {
+        // Ascending by seq, so each bucket is one group even when the caller lists seqs out
+        // of order; of two entries for one seq the later one is written (one timestamp covers
+        // the whole call, so a batch holding both would not say which wins).
+        let by_seq: std::collections::BTreeMap<u64, Row<'_>> = messages
+            .iter()
+            .map(|m| Ok((m.seq, Row::encode(m)?)))
+            .collect::<Result<_, StoreError>>()?;
+        let rows: Vec<Row<'_>> = by_seq.into_values().collect();
+        let timestamp = self.clock.next();
+        let r = room.as_str();
+        let writes = rows
+            .chunk_by(|a, b| self.bucket(a.message.seq) == self.bucket(b.message.seq))
+            .map(|group| self.write_bucket(r, self.bucket(group[0].message.seq), group, timestamp));
+        try_join_all(writes).await?;
         Ok(())
     }
 
@@ -303,20 +330,9 @@ impl CqlStore {
                 .execute_single_page(statement, (room.as_str(), bucket, bound, limit), paging)
                 .await
                 .map_err(unavailable)?;
-            let rows = result.into_rows_result().map_err(corrupt)?;
-            for row in rows
-                .rows::<(i64, i64, &str, &str, &str)>()
-                .map_err(corrupt)?
-            {
-                let (seq, ts, sender, cmid, body) = row.map_err(corrupt)?;
-                out.push(Message {
-                    room: room.clone(),
-                    seq: to_u64(seq, "seq")?,
-                    ts: to_u64(ts, "ts")?,
-                    from: UserId::new(sender).map_err(|e| corrupt(format!("{room}/{seq}: {e}")))?,
-                    client_msg_id: (!cmid.is_empty()).then(|| cmid.to_owned()),
-                    body: body.to_owned(),
-                });
+            let result = result.into_rows_result().map_err(corrupt)?;
+            for row in result.rows::<StoredRow>().map_err(corrupt)? {
+                out.push(rows::decode(room, row.map_err(corrupt)?)?);
             }
             match next.into_paging_control_flow() {
                 std::ops::ControlFlow::Break(()) => return Ok(()),
@@ -509,18 +525,32 @@ impl MessageStore for CqlStore {
             .await
     }
 
+    /// Rewrites the rows at the entries' seqs whole (every column, with a fresh client
+    /// timestamp, so it wins over the original insert and any earlier amend of this process),
+    /// one single-partition batch per bucket, buckets concurrently. Touches neither the head
+    /// hint, nor the fence, nor the idempotency records (an amended entry keeps its sender and
+    /// `client_msg_id`, so its record still checks out). That the entries exist is the
+    /// caller's promise and is not checked (it would cost a read per entry); entries of
+    /// another room or with seq 0 are refused with [`StoreError::Conflict`], writing nothing.
+    /// Refused after [`close`](MessageStore::close), like appends.
+    async fn amend(&self, room: &RoomId, messages: &[Message]) -> Result<(), StoreError> {
+        if self.closed.load(Ordering::Acquire) {
+            return Err(StoreError::Unavailable("cql store is closed".into()));
+        }
+        if let Some(bad) = messages.iter().find(|m| m.room != *room || m.seq == 0) {
+            return Err(StoreError::Conflict {
+                room: room.clone(),
+                last_seq: 0,
+                first: bad.seq,
+            });
+        }
+        self.bounded(self.rewrite(room, messages)).await
+    }
+
     /// Refuses later appends. Nothing is buffered: every acknowledged append was written
     /// before it returned.
     async fn close(&self) -> Result<(), StoreError> {
         self.closed.store(true, Ordering::Release);
         Ok(())
     }
-}
-
-fn to_i64(v: u64, what: &str) -> Result<i64, StoreError> {
-    i64::try_from(v).map_err(|_| corrupt(format!("{what} {v} does not fit a CQL bigint")))
-}
-
-fn to_u64(v: i64, what: &str) -> Result<u64, StoreError> {
-    u64::try_from(v).map_err(|_| corrupt(format!("negative {what} {v}")))
 }

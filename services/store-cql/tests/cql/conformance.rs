@@ -1,10 +1,10 @@
-//! Both conformance suites. The message store suite runs twice: with the default bucket size
-//! (every room stays in one partition) and with buckets of 3 seqs, so appends and reads
-//! cross partition boundaries all the time.
+//! The message store, room state and lease conformance suites. The message store suite runs
+//! twice: with the default bucket size (every room stays in one partition) and with buckets of
+//! 3 seqs, so appends, amends and reads cross partition boundaries all the time.
 
 use std::sync::Arc;
 
-use chorus_core::conformance::{LeaseUnderTest, StoreUnderTest};
+use chorus_core::conformance::{LeaseUnderTest, StateUnderTest, StoreUnderTest};
 use chorus_store_cql::{CqlStore, DEFAULT_BUCKET_SIZE};
 
 use super::support::Keyspace;
@@ -33,6 +33,15 @@ chorus_core::lease_conformance_suite!(async {
     let store = CqlStore::connect(&ks.config).await.expect("store connects");
     LeaseUnderTest {
         leases: Arc::new(store),
+        guard: Box::new(ks),
+    }
+});
+
+chorus_core::state_conformance_suite!(async {
+    let ks = Keyspace::new(DEFAULT_BUCKET_SIZE).await;
+    let store = CqlStore::connect(&ks.config).await.expect("store connects");
+    StateUnderTest {
+        state: Arc::new(store),
         guard: Box::new(ks),
     }
 });

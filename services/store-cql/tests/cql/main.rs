@@ -6,5 +6,6 @@
 mod conformance;
 mod leases;
 mod schema;
+mod state;
 mod store;
 mod support;

@@ -344,3 +344,129 @@ fn now_micros() -> i64 {
         .unwrap()
         .as_micros() as i64
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn entries_store_ext_as_json_and_count_in_every_row() {
+    let ks = Keyspace::new(DEFAULT_BUCKET_SIZE).await;
+    let store = CqlStore::connect(&ks.config).await.unwrap();
+    let r = room("cols");
+    let plain = msg("cols", 1, "a", None, "plain");
+    let mut reply = msg("cols", 2, "a", None, "reply");
+    reply.ext.reply_to = Some(1);
+    store.append(&r, &[plain, reply]).await.unwrap();
+    let session = raw_session(Some(&ks.config.keyspace)).await;
+    let rows: Vec<(Option<String>, Option<i64>)> = session
+        .query_unpaged(
+            "SELECT ext, ordinal FROM messages WHERE room = 'cols' AND bucket = 0",
+            (),
+        )
+        .await
+        .unwrap()
+        .into_rows_result()
+        .unwrap()
+        .rows::<(Option<String>, Option<i64>)>()
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap();
+    assert_eq!(
+        rows,
+        [
+            (Some(String::new()), Some(1)),
+            (Some(r#"{"reply_to":1}"#.to_owned()), Some(2))
+        ],
+        "an empty ext is '' (never null), others their JSON; count always written"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn amend_rewrites_rows_with_newer_timestamps_and_nothing_else() {
+    let ks = Keyspace::new(4).await;
+    let store = CqlStore::connect(&ks.config).await.unwrap();
+    let r = room("amend");
+    store.append(&r, &batch("amend", 1..=6)).await.unwrap();
+    let session = raw_session(Some(&ks.config.keyspace)).await;
+    let writetimes = async || {
+        let (head,): (i64,) = session
+            .query_unpaged(
+                "SELECT writetime(bucket) FROM room_heads WHERE room = 'amend'",
+                (),
+            )
+            .await
+            .unwrap()
+            .into_rows_result()
+            .unwrap()
+            .single_row()
+            .unwrap();
+        let (send,): (i64,) = session
+            .query_unpaged(
+                "SELECT writetime(seq) FROM sends WHERE room = 'amend' AND sender = 'a' \
+                 AND client_msg_id = 'c5'",
+                (),
+            )
+            .await
+            .unwrap()
+            .into_rows_result()
+            .unwrap()
+            .single_row()
+            .unwrap();
+        let (row,): (i64,) = session
+            .query_unpaged(
+                "SELECT writetime(body) FROM messages WHERE room = 'amend' AND bucket = 1 \
+                 AND seq = 5",
+                (),
+            )
+            .await
+            .unwrap()
+            .into_rows_result()
+            .unwrap()
+            .single_row()
+            .unwrap();
+        (head, send, row)
+    };
+    let (head, send, appended) = writetimes().await;
+
+    // Seqs from two buckets, out of order, and seq 5 twice: the later one is written.
+    let mut first = msg("amend", 5, "a", Some("c5"), "first edit");
+    first.ext.edited_ts = Some(1);
+    let mut second = first.clone();
+    second.body = "second edit".into();
+    second.ext.edits = vec![7];
+    let mut deleted = msg("amend", 2, "a", Some("c2"), "");
+    deleted.ext.deleted = true;
+    store
+        .amend(&r, &[first, deleted.clone(), second.clone()])
+        .await
+        .unwrap();
+    let (head_after, send_after, amended) = writetimes().await;
+    assert_eq!(
+        (head_after, send_after),
+        (head, send),
+        "amend writes no head or record"
+    );
+    assert!(amended > appended);
+
+    let all = store.read(&r, ReadRange::After(0), 10).await.unwrap();
+    assert_eq!(all[1], deleted);
+    assert_eq!(all[4], second);
+    assert_eq!(all[5], msg("amend", 6, "a", Some("c6"), "m6"));
+    assert_eq!(store.last_seq(&r).await.unwrap(), 6);
+    assert_eq!(
+        store.find_prior_send(&r, &user("a"), "c5").await.unwrap(),
+        Some(PriorSend {
+            seq: 5,
+            ts: second.ts
+        })
+    );
+
+    // Entries of another room or with seq 0 are refused, writing nothing.
+    let stray = msg("elsewhere", 3, "a", None, "x");
+    assert!(matches!(
+        store.amend(&r, &[stray]).await,
+        Err(StoreError::Conflict { .. })
+    ));
+    store.close().await.unwrap();
+    assert!(matches!(
+        store.amend(&r, &[second]).await,
+        Err(StoreError::Unavailable(_))
+    ));
+}
