@@ -4,12 +4,17 @@
 //! Retries are safe by construction and bounded by the call's deadline:
 //! - `NotOwner` means the router did nothing; the client waits for its ring to catch up with
 //!   the router's (the error carries the router's ring version) and retries at the new owner.
-//! - Reads (join, history) are retried after a short backoff on any unavailability.
+//! - Reads (join, history, online, members, user rooms) and the idempotent room updates
+//!   (typing, read marks, presence) are retried after a short backoff on any unavailability.
 //! - A send whose fate is unknown (timeout, router unreachable) is retried only if every
 //!   request of its room group carries a `client_msg_id`, which the router deduplicates;
 //!   otherwise the error goes back to the client, whose own retry decides. A reachable
 //!   router's refusal (`unavailable`: the database is away, a hand-over took too long) goes
 //!   back to the client at once: an outage is reported, never hidden behind retries.
+//!
+//! Room-scoped calls go to the room's owner. A user's room list is not room-scoped (any router
+//! reads it from the store); it is routed on the ring by the user id, which spreads the load
+//! and keeps one user's reads on one router's connections.
 
 use std::{
     collections::HashMap,
@@ -22,10 +27,11 @@ use std::{
 
 use async_trait::async_trait;
 use chorus_core::{
-    RoomId,
+    RoomId, UserId,
     router::{
-        EventRequest, HistoryPage, HistoryRequest, JoinReply, JoinRequest, RoomGroup, RouterClient,
-        RouterError, SendAck, SendRequest, group_by_room,
+        EventRequest, HistoryPage, HistoryRequest, JoinReply, JoinRequest, MembersPage, OnlinePage,
+        PresenceSync, RoomGroup, RoomSummary, RouterClient, RouterError, SendAck, SendRequest,
+        group_by_room,
     },
 };
 use chorus_router_grpc::GrpcRouterClient;
@@ -95,6 +101,12 @@ fn classify(e: &RouterError, may_repeat: bool, reads: bool) -> Retry {
         RouterError::Unavailable(_) if reads => Retry::Backoff,
         _ => Retry::No,
     }
+}
+
+/// The ring key of a call that is about a user rather than a room.
+fn user_key(user: &UserId) -> RoomId {
+    RoomId::new(user.as_str())
+        .expect("a user id is a valid room name: its characters are a subset, its limit lower")
 }
 
 impl RingRouterClient {
@@ -345,5 +357,88 @@ impl RouterClient for RingRouterClient {
             async move { c.publish_event(req).await }
         })
         .await
+    }
+
+    async fn typing(&self, room: RoomId, user: UserId, typing: bool) -> Result<(), RouterError> {
+        // A repeat of the same state changes nothing at the owner: safe to retry.
+        self.call(&room, true, true, |c| {
+            let (room, user) = (room.clone(), user.clone());
+            async move { c.typing(room, user, typing).await }
+        })
+        .await
+    }
+
+    async fn mark_read(&self, room: RoomId, user: UserId, seq: u64) -> Result<(), RouterError> {
+        // Marks only move forward: a repeat changes nothing.
+        self.call(&room, true, true, |c| {
+            let (room, user) = (room.clone(), user.clone());
+            async move { c.mark_read(room, user, seq).await }
+        })
+        .await
+    }
+
+    async fn presence(&self, room: RoomId, sync: PresenceSync) -> Result<(), RouterError> {
+        // A sync states connection counts, not changes to them: a repeat changes nothing.
+        self.call(&room, true, true, |c| {
+            let (room, sync) = (room.clone(), sync.clone());
+            async move { c.presence(room, sync).await }
+        })
+        .await
+    }
+
+    async fn online(
+        &self,
+        room: RoomId,
+        user: UserId,
+        after: Option<UserId>,
+        limit: u32,
+    ) -> Result<OnlinePage, RouterError> {
+        self.call(&room, true, true, |c| {
+            let (room, user, after) = (room.clone(), user.clone(), after.clone());
+            async move { c.online(room, user, after, limit).await }
+        })
+        .await
+    }
+
+    async fn members(
+        &self,
+        room: RoomId,
+        user: UserId,
+        after: Option<UserId>,
+        limit: u32,
+    ) -> Result<MembersPage, RouterError> {
+        self.call(&room, true, true, |c| {
+            let (room, user, after) = (room.clone(), user.clone(), after.clone());
+            async move { c.members(room, user, after, limit).await }
+        })
+        .await
+    }
+
+    async fn user_rooms(&self, user: UserId) -> Result<Vec<RoomSummary>, RouterError> {
+        self.call(&user_key(&user), true, true, |c| {
+            let user = user.clone();
+            async move { c.user_rooms(user).await }
+        })
+        .await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use chorus_core::ids::MAX_USER_LEN;
+
+    use super::*;
+
+    #[test]
+    fn every_user_id_is_a_ring_key() {
+        // The longest user id, of every character a user id may hold.
+        let longest: String = UserId::EXTRA_CHARS
+            .chars()
+            .chain("aZ9".chars())
+            .cycle()
+            .take(MAX_USER_LEN)
+            .collect();
+        let user = UserId::new(&longest).unwrap();
+        assert_eq!(user_key(&user).as_str(), user.as_str());
     }
 }

@@ -3,14 +3,21 @@
 use std::time::Duration;
 
 use async_trait::async_trait;
-use chorus_core::router::{
-    EventRequest, HistoryAnchor, HistoryPage, HistoryRequest, JoinReply, JoinRequest, RouterClient,
-    RouterError, SendAck, SendRequest,
+use chorus_core::{
+    RoomId, UserId,
+    router::{
+        EventRequest, HistoryAnchor, HistoryPage, HistoryRequest, JoinReply, JoinRequest,
+        MembersPage, OnlinePage, PresenceSync, RoomSummary, RouterClient, RouterError, SendAck,
+        SendRequest,
+    },
 };
 use tonic::transport::Channel;
 
 use crate::{
-    convert::message_from_pb,
+    convert::{
+        join_reply_from_pb, members_from_pb, message_from_pb, online_from_pb, opt_user_to_pb,
+        presence_to_pb, room_summary_from_pb, send_to_pb,
+    },
     pb::{self, router_client},
     status::{from_pb_error, from_status},
 };
@@ -80,15 +87,7 @@ impl GrpcRouterClient {
 impl RouterClient for GrpcRouterClient {
     async fn send_batch(&self, reqs: Vec<SendRequest>) -> Vec<Result<SendAck, RouterError>> {
         let n = reqs.len();
-        let sends = reqs
-            .into_iter()
-            .map(|r| pb::SendRequest {
-                room: r.room.to_string(),
-                from: r.from.to_string(),
-                client_msg_id: r.client_msg_id,
-                body: r.body,
-            })
-            .collect();
+        let sends = reqs.into_iter().map(send_to_pb).collect();
         let mut client = self.inner.clone();
         let call = client.send_batch(self.request(pb::SendBatchRequest { sends }));
         let reply = match self.bounded(call).await {
@@ -120,21 +119,13 @@ impl RouterClient for GrpcRouterClient {
     async fn join(&self, req: JoinRequest) -> Result<JoinReply, RouterError> {
         let msg = pb::JoinRequest {
             room: req.room.to_string(),
-            user: req.user.to_string(),
+            user: opt_user_to_pb(req.user.as_ref()),
             since: req.since,
             limit: req.limit,
         };
         let mut client = self.inner.clone();
         let reply = self.bounded(client.join(self.request(msg))).await?;
-        Ok(JoinReply {
-            last_seq: reply.last_seq,
-            backlog: reply
-                .backlog
-                .into_iter()
-                .map(message_from_pb)
-                .collect::<Result<_, _>>()?,
-            has_more: reply.has_more,
-        })
+        join_reply_from_pb(reply)
     }
 
     async fn history(&self, req: HistoryRequest) -> Result<HistoryPage, RouterError> {
@@ -146,7 +137,7 @@ impl RouterClient for GrpcRouterClient {
         };
         let msg = pb::HistoryRequest {
             room: req.room.to_string(),
-            user: req.user.to_string(),
+            user: opt_user_to_pb(req.user.as_ref()),
             anchor: Some(anchor),
             limit: req.limit,
         };
@@ -166,12 +157,89 @@ impl RouterClient for GrpcRouterClient {
         let msg = pb::EventRequest {
             room: req.room.to_string(),
             from: req.from.to_string(),
-            kind: req.kind,
+            event: req.event,
             data: req.data,
         };
         let mut client = self.inner.clone();
         self.bounded(client.publish_event(self.request(msg)))
             .await
             .map(|_| ())
+    }
+
+    async fn typing(&self, room: RoomId, user: UserId, typing: bool) -> Result<(), RouterError> {
+        let msg = pb::TypingRequest {
+            room: room.to_string(),
+            user: user.to_string(),
+            typing,
+        };
+        let mut client = self.inner.clone();
+        self.bounded(client.typing(self.request(msg)))
+            .await
+            .map(|_| ())
+    }
+
+    async fn mark_read(&self, room: RoomId, user: UserId, seq: u64) -> Result<(), RouterError> {
+        let msg = pb::MarkReadRequest {
+            room: room.to_string(),
+            user: user.to_string(),
+            seq,
+        };
+        let mut client = self.inner.clone();
+        self.bounded(client.mark_read(self.request(msg)))
+            .await
+            .map(|_| ())
+    }
+
+    async fn presence(&self, room: RoomId, sync: PresenceSync) -> Result<(), RouterError> {
+        let msg = presence_to_pb(&room, sync);
+        let mut client = self.inner.clone();
+        self.bounded(client.presence(self.request(msg)))
+            .await
+            .map(|_| ())
+    }
+
+    async fn online(
+        &self,
+        room: RoomId,
+        user: UserId,
+        after: Option<UserId>,
+        limit: u32,
+    ) -> Result<OnlinePage, RouterError> {
+        let msg = pb::OnlineRequest {
+            room: room.to_string(),
+            user: user.to_string(),
+            after: opt_user_to_pb(after.as_ref()),
+            limit,
+        };
+        let mut client = self.inner.clone();
+        let reply = self.bounded(client.online(self.request(msg))).await?;
+        online_from_pb(reply.page.unwrap_or_default())
+    }
+
+    async fn members(
+        &self,
+        room: RoomId,
+        user: UserId,
+        after: Option<UserId>,
+        limit: u32,
+    ) -> Result<MembersPage, RouterError> {
+        let msg = pb::MembersRequest {
+            room: room.to_string(),
+            user: user.to_string(),
+            after: opt_user_to_pb(after.as_ref()),
+            limit,
+        };
+        let mut client = self.inner.clone();
+        let reply = self.bounded(client.members(self.request(msg))).await?;
+        members_from_pb(reply)
+    }
+
+    async fn user_rooms(&self, user: UserId) -> Result<Vec<RoomSummary>, RouterError> {
+        let msg = pb::UserRoomsRequest {
+            user: user.to_string(),
+        };
+        let mut client = self.inner.clone();
+        let reply = self.bounded(client.user_rooms(self.request(msg))).await?;
+        reply.rooms.into_iter().map(room_summary_from_pb).collect()
     }
 }

@@ -1,15 +1,19 @@
-//! The gRPC server in front of a router.
+//! The gRPC server in front of a router: decodes and validates each request
+//! ([`convert`](crate::convert)), delegates to the wrapped [`RouterClient`], and encodes the
+//! reply or the error ([`status`](crate::status)). It holds no state of its own.
 
 use std::sync::Arc;
 
 use chorus_core::router::{
     EventRequest, HistoryAnchor, HistoryRequest, JoinRequest, RouterClient, RouterError,
-    SendRequest,
 };
 use tonic::{Request, Response, Status};
 
 use crate::{
-    convert::{message_to_pb, room, user},
+    convert::{
+        join_reply_to_pb, members_to_pb, message_to_pb, online_to_pb, opt_user, presence_from_pb,
+        room, room_summary_to_pb, send_from_pb, user,
+    },
     pb::{self, router_server},
     status::{to_pb_error, to_status},
 };
@@ -47,15 +51,13 @@ impl router_server::Router for RouterGrpc {
         &self,
         request: Request<pb::SendBatchRequest>,
     ) -> Result<Response<pb::SendBatchReply>, Status> {
-        let mut reqs = Vec::new();
-        for s in request.into_inner().sends {
-            reqs.push(SendRequest {
-                room: room(&s.room).map_err(status)?,
-                from: user(&s.from).map_err(status)?,
-                client_msg_id: s.client_msg_id,
-                body: s.body,
-            });
-        }
+        let reqs = request
+            .into_inner()
+            .sends
+            .into_iter()
+            .map(send_from_pb)
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(status)?;
         let results = self
             .router
             .send_batch(reqs)
@@ -84,17 +86,13 @@ impl router_server::Router for RouterGrpc {
             .router
             .join(JoinRequest {
                 room: room(&j.room).map_err(status)?,
-                user: user(&j.user).map_err(status)?,
+                user: opt_user(&j.user).map_err(status)?,
                 since: j.since,
                 limit: j.limit,
             })
             .await
             .map_err(status)?;
-        Ok(Response::new(pb::JoinReply {
-            last_seq: reply.last_seq,
-            backlog: reply.backlog.into_iter().map(message_to_pb).collect(),
-            has_more: reply.has_more,
-        }))
+        Ok(Response::new(join_reply_to_pb(reply)))
     }
 
     async fn history(
@@ -112,7 +110,7 @@ impl router_server::Router for RouterGrpc {
             .router
             .history(HistoryRequest {
                 room: room(&h.room).map_err(status)?,
-                user: user(&h.user).map_err(status)?,
+                user: opt_user(&h.user).map_err(status)?,
                 anchor,
                 limit: h.limit,
             })
@@ -133,11 +131,105 @@ impl router_server::Router for RouterGrpc {
             .publish_event(EventRequest {
                 room: room(&e.room).map_err(status)?,
                 from: user(&e.from).map_err(status)?,
-                kind: e.kind,
+                event: e.event,
                 data: e.data,
             })
             .await
             .map_err(status)?;
         Ok(Response::new(pb::EventReply {}))
+    }
+
+    async fn typing(
+        &self,
+        request: Request<pb::TypingRequest>,
+    ) -> Result<Response<pb::TypingReply>, Status> {
+        let t = request.into_inner();
+        self.router
+            .typing(
+                room(&t.room).map_err(status)?,
+                user(&t.user).map_err(status)?,
+                t.typing,
+            )
+            .await
+            .map_err(status)?;
+        Ok(Response::new(pb::TypingReply {}))
+    }
+
+    async fn mark_read(
+        &self,
+        request: Request<pb::MarkReadRequest>,
+    ) -> Result<Response<pb::MarkReadReply>, Status> {
+        let m = request.into_inner();
+        self.router
+            .mark_read(
+                room(&m.room).map_err(status)?,
+                user(&m.user).map_err(status)?,
+                m.seq,
+            )
+            .await
+            .map_err(status)?;
+        Ok(Response::new(pb::MarkReadReply {}))
+    }
+
+    async fn presence(
+        &self,
+        request: Request<pb::PresenceRequest>,
+    ) -> Result<Response<pb::PresenceReply>, Status> {
+        let (room, sync) = presence_from_pb(request.into_inner()).map_err(status)?;
+        self.router.presence(room, sync).await.map_err(status)?;
+        Ok(Response::new(pb::PresenceReply {}))
+    }
+
+    async fn online(
+        &self,
+        request: Request<pb::OnlineRequest>,
+    ) -> Result<Response<pb::OnlineReply>, Status> {
+        let o = request.into_inner();
+        let page = self
+            .router
+            .online(
+                room(&o.room).map_err(status)?,
+                user(&o.user).map_err(status)?,
+                opt_user(&o.after).map_err(status)?,
+                o.limit,
+            )
+            .await
+            .map_err(status)?;
+        Ok(Response::new(pb::OnlineReply {
+            page: Some(online_to_pb(page)),
+        }))
+    }
+
+    async fn members(
+        &self,
+        request: Request<pb::MembersRequest>,
+    ) -> Result<Response<pb::MembersReply>, Status> {
+        let m = request.into_inner();
+        let page = self
+            .router
+            .members(
+                room(&m.room).map_err(status)?,
+                user(&m.user).map_err(status)?,
+                opt_user(&m.after).map_err(status)?,
+                m.limit,
+            )
+            .await
+            .map_err(status)?;
+        Ok(Response::new(members_to_pb(page)))
+    }
+
+    async fn user_rooms(
+        &self,
+        request: Request<pb::UserRoomsRequest>,
+    ) -> Result<Response<pb::UserRoomsReply>, Status> {
+        let u = request.into_inner();
+        let rooms = self
+            .router
+            .user_rooms(user(&u.user).map_err(status)?)
+            .await
+            .map_err(status)?;
+        Ok(Response::new(pb::UserRoomsReply {
+            rooms: rooms.into_iter().map(room_summary_to_pb).collect(),
+        }))
     }
 }
