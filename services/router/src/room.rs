@@ -14,14 +14,22 @@ use std::{
 
 use chorus_core::actors::{ActorStart, FinishGuard, Finished};
 use chorus_core::{
-    Message, RoomId, UserId,
+    Message, RoomId, UserId, Visibility,
     bus::Delivery,
     router::{RouterError, SendAck, SendRequest},
+    state::RoomInfo,
+    store::ReadRange,
     time::now_ms,
 };
 use tokio::sync::{mpsc, oneshot};
 
-use crate::Shared;
+use crate::{
+    Shared,
+    effects::{Effects, Working},
+};
+
+/// Entries read per page while recovering effects after a crash.
+const RECOVERY_PAGE: usize = 100;
 
 /// One connection's sends to this room, sequenced together in order and sharing one fate.
 pub(crate) struct SendJob {
@@ -29,11 +37,36 @@ pub(crate) struct SendJob {
     pub(crate) reply: oneshot::Sender<Vec<Result<SendAck, RouterError>>>,
 }
 
-/// The room's position: the last durable seq and its timestamp.
+/// The room's position: the last durable seq, its timestamp and its unread ordinal.
 #[derive(Clone, Copy)]
 struct Head {
     seq: u64,
     ts: u64,
+    count: u64,
+}
+
+/// The room's send rate limit (every entry counts), refilled continuously.
+struct RoomBucket {
+    tokens: f64,
+    at: Instant,
+}
+
+impl RoomBucket {
+    /// Takes `n` tokens, or says how long until they are there (taking nothing).
+    fn take(&mut self, n: usize, rate: f64, burst: f64) -> Result<(), u64> {
+        let now = Instant::now();
+        self.tokens = (self.tokens + now.duration_since(self.at).as_secs_f64() * rate).min(burst);
+        self.at = now;
+        let n = n as f64;
+        if self.tokens >= n {
+            self.tokens -= n;
+            Ok(())
+        } else if rate <= 0.0 || n > burst {
+            Err(1000)
+        } else {
+            Err((((n - self.tokens) / rate) * 1000.0).ceil().max(1.0) as u64)
+        }
+    }
 }
 
 /// Recently acknowledged `(from, client_msg_id)`s, bounded, oldest evicted first.
@@ -78,6 +111,8 @@ enum Outcome {
     SameAs(usize),
     /// Already durable before this batch.
     Known(SendAck),
+    /// Refused on its own (not allowed, invalid, rate limited); nothing stored.
+    Refused(RouterError),
 }
 
 pub(crate) struct RoomActor {
@@ -91,11 +126,16 @@ pub(crate) struct RoomActor {
     /// The ownership epoch `head` was read under.
     head_epoch: u64,
     recent: RecentSends,
+    bucket: RoomBucket,
 }
 
 impl RoomActor {
     pub(crate) fn new(room: RoomId, shared: Arc<Shared>, start: ActorStart<SendJob>) -> Self {
         let recent = RecentSends::new(shared.config.dedupe_cache);
+        let bucket = RoomBucket {
+            tokens: shared.config.room_burst as f64,
+            at: Instant::now(),
+        };
         RoomActor {
             room,
             generation: start.generation,
@@ -106,6 +146,7 @@ impl RoomActor {
             head: None,
             head_epoch: 0,
             recent,
+            bucket,
         }
     }
 
@@ -140,23 +181,80 @@ impl RoomActor {
             return Ok(head);
         }
         let seq = self.shared.store.last_seq(&self.room).await?;
-        let ts = if seq == 0 {
-            0
+        let (ts, count) = if seq == 0 {
+            (0, 0)
         } else {
             let last = self
                 .shared
                 .store
-                .read(
-                    &self.room,
-                    chorus_core::store::ReadRange::Before(seq + 1),
-                    1,
-                )
+                .read(&self.room, ReadRange::Before(seq + 1), 1)
                 .await?;
-            last.first().map_or(0, |m| m.ts)
+            last.first().map_or((0, 0), |m| (m.ts, m.count))
         };
-        let head = Head { seq, ts };
+        // The cache may predate entries another owner appended.
+        self.shared.access.forget(&self.room);
+        if let Some(info) = self.shared.access.store().room(&self.room).await?
+            && info.pending_from > 0
+        {
+            self.recover(info, seq).await?;
+        }
+        let head = Head { seq, ts, count };
         self.head = Some(head);
         Ok(head)
+    }
+
+    /// Applies again the effects of the entries from `info.pending_from` to `last`: the
+    /// process that appended them may have stopped before writing their effects.
+    async fn recover(&mut self, info: RoomInfo, last: u64) -> Result<(), RouterError> {
+        let from = info.pending_from;
+        tracing::info!(room = %self.room, from, last, "applying the effects of entries again");
+        let shared = self.shared.clone();
+        let mut working = Working::new(&shared, &self.room, Some(info.clone()));
+        let mut cursor = from - 1;
+        while cursor < last {
+            let page = shared
+                .store
+                .read(&self.room, ReadRange::After(cursor), RECOVERY_PAGE)
+                .await?;
+            let Some(end) = page.last().map(|m| m.seq) else {
+                break;
+            };
+            for m in &page {
+                working.apply(m).await?;
+            }
+            cursor = end;
+        }
+        let effects = std::mem::take(&mut working.effects);
+        self.write_effects(effects, Some(info)).await
+    }
+
+    /// Writes a batch's effects, then clears the pending marker (`marker` is the room info
+    /// written before the append, if any).
+    async fn write_effects(
+        &self,
+        effects: Effects,
+        marker: Option<RoomInfo>,
+    ) -> Result<(), RouterError> {
+        let shared = &self.shared;
+        if !effects.amended.is_empty() {
+            let amended: Vec<Message> = effects.amended.into_values().collect();
+            shared.store.amend(&self.room, &amended).await?;
+        }
+        if !effects.members.is_empty() {
+            let members: Vec<_> = effects.members.into_iter().collect();
+            shared
+                .access
+                .store()
+                .put_members(&self.room, &members)
+                .await?;
+            shared.access.wrote_members(&self.room, &members);
+        }
+        if let Some(mut info) = effects.info.or(marker) {
+            info.pending_from = 0;
+            shared.access.store().put_room(&self.room, &info).await?;
+            shared.access.wrote_info(&self.room, &info);
+        }
+        Ok(())
     }
 
     async fn process(&mut self, batch: &mut Vec<SendJob>) {
@@ -186,53 +284,117 @@ impl RoomActor {
             self.head_epoch = permit.epoch;
         }
         let head = self.load_head().await?;
+        let shared = self.shared.clone();
+        let info = shared.access.info(&self.room).await?;
+        let mut working = Working::new(&shared, &self.room, info.clone());
         let mut messages: Vec<Message> = Vec::with_capacity(batch.len());
         let mut outcomes = Vec::with_capacity(batch.len());
         let mut in_batch: HashMap<(UserId, String), usize> = HashMap::new();
         let mut ts = head.ts;
-        for req in batch.iter_mut().flat_map(|job| job.reqs.iter_mut()) {
-            if let Some(cmid) = &req.client_msg_id {
-                let key = (req.from.clone(), cmid.clone());
-                if let Some(&i) = in_batch.get(&key) {
-                    outcomes.push(Outcome::SameAs(i));
-                    continue;
-                }
-                if let Some(ack) = self.recent.get(&key) {
-                    outcomes.push(Outcome::Known(SendAck {
-                        duplicate: true,
-                        ..ack
+        let mut count = head.count;
+        let (rate, burst) = (shared.config.room_rate, shared.config.room_burst as f64);
+        for job in batch.iter_mut() {
+            if let Err(retry_after_ms) = self.bucket.take(job.reqs.len(), rate, burst) {
+                // The whole job, so a client's retry cannot reorder its sends.
+                metrics::counter!("chorus_router_room_rate_limited_total").increment(1);
+                for _ in &job.reqs {
+                    outcomes.push(Outcome::Refused(RouterError::RateLimited {
+                        retry_after_ms,
                     }));
-                    continue;
                 }
-                if let Some(prior) = self
-                    .shared
-                    .store
-                    .find_prior_send(&self.room, &req.from, cmid)
-                    .await?
-                {
-                    outcomes.push(Outcome::Known(SendAck {
-                        seq: prior.seq,
-                        ts: prior.ts,
-                        duplicate: true,
-                    }));
-                    continue;
-                }
-                in_batch.insert(key, messages.len());
+                continue;
             }
-            ts = ts.max(now_ms());
-            outcomes.push(Outcome::New(messages.len()));
-            messages.push(Message {
-                room: self.room.clone(),
-                seq: head.seq + messages.len() as u64 + 1,
-                ts,
-                from: req.from.clone(),
-                client_msg_id: req.client_msg_id.take(),
-                body: std::mem::take(&mut req.body),
-            });
+            for req in job.reqs.iter_mut() {
+                if let Some(cmid) = &req.client_msg_id {
+                    let key = (req.from.clone(), cmid.clone());
+                    if let Some(&i) = in_batch.get(&key) {
+                        outcomes.push(Outcome::SameAs(i));
+                        continue;
+                    }
+                    if let Some(ack) = self.recent.get(&key) {
+                        outcomes.push(Outcome::Known(SendAck {
+                            duplicate: true,
+                            ..ack
+                        }));
+                        continue;
+                    }
+                    if let Some(prior) = self
+                        .shared
+                        .store
+                        .find_prior_send(&self.room, &req.from, cmid)
+                        .await?
+                    {
+                        outcomes.push(Outcome::Known(SendAck {
+                            seq: prior.seq,
+                            ts: prior.ts,
+                            duplicate: true,
+                        }));
+                        continue;
+                    }
+                }
+                let entry_ts = ts.max(now_ms());
+                let mut m = Message {
+                    room: self.room.clone(),
+                    seq: head.seq + messages.len() as u64 + 1,
+                    ts: entry_ts,
+                    from: req.from.clone(),
+                    client_msg_id: req.client_msg_id.clone(),
+                    body: std::mem::take(&mut req.body),
+                    ext: std::mem::take(&mut req.ext),
+                    count: 0,
+                };
+                m.count = count + u64::from(m.ext.kind.counts_as_unread());
+                match working.admit(&mut m).await {
+                    Ok(None) => {}
+                    Ok(Some(_already_open)) => {
+                        let created_ts = working.info.as_ref().map_or(0, |i| i.created_ts);
+                        outcomes.push(Outcome::Known(SendAck {
+                            seq: 1,
+                            ts: created_ts,
+                            duplicate: true,
+                        }));
+                        continue;
+                    }
+                    Err(
+                        e @ (RouterError::Store(_)
+                        | RouterError::Unavailable(_)
+                        | RouterError::Timeout),
+                    ) => {
+                        return Err(e);
+                    }
+                    Err(e) => {
+                        outcomes.push(Outcome::Refused(e));
+                        continue;
+                    }
+                }
+                if let Some(cmid) = &req.client_msg_id {
+                    in_batch.insert((req.from.clone(), cmid.clone()), messages.len());
+                }
+                ts = entry_ts;
+                count = m.count;
+                outcomes.push(Outcome::New(messages.len()));
+                messages.push(m);
+            }
         }
         if messages.is_empty() {
             return Ok((messages, outcomes));
         }
+        let effects = std::mem::take(&mut working.effects);
+        let marker = if effects.is_empty() {
+            None
+        } else {
+            // Written before the append, cleared after the effects: a crash in between
+            // leaves the marker, and the next load applies the effects again.
+            let mut marker = info.clone().unwrap_or_else(|| RoomInfo {
+                visibility: Visibility::Open,
+                created_by: messages[0].from.clone(),
+                created_ts: messages[0].ts,
+                pending_from: 0,
+            });
+            marker.pending_from = messages[0].seq;
+            shared.access.store().put_room(&self.room, &marker).await?;
+            Some(marker)
+        };
         let started = Instant::now();
         let appended = self.shared.store.append(&self.room, &messages).await;
         metrics::histogram!("chorus_store_append_seconds").record(started.elapsed().as_secs_f64());
@@ -240,6 +402,13 @@ impl RoomActor {
             tracing::warn!(room = %self.room, error = %e, "append failed; reloading room head");
             self.head = None;
             return Err(e.into());
+        }
+        if marker.is_some()
+            && let Err(e) = self.write_effects(effects, marker).await
+        {
+            tracing::warn!(room = %self.room, error = %e, "writing effects failed; they are applied on the next load");
+            self.head = None;
+            return Err(e);
         }
         if !permit.valid() {
             // Durable, but ownership lapsed during the write: the new owner may not have seen
@@ -257,6 +426,7 @@ impl RoomActor {
         self.head = Some(Head {
             seq: last.seq,
             ts: last.ts,
+            count: last.count,
         });
         for m in &messages {
             if let Some(cmid) = &m.client_msg_id {
@@ -277,6 +447,10 @@ impl RoomActor {
                 metrics::counter!("chorus_bus_publish_errors_total").increment(1);
                 tracing::warn!(room = %self.room, seq = m.seq, error = %e, "publish failed");
             }
+            if m.ext.kind.counts_as_unread() {
+                // Sending marks the room read for the sender.
+                self.shared.live.mark(&self.room, &m.from, m.seq, m.count);
+            }
         }
         Ok((messages, outcomes))
     }
@@ -295,12 +469,11 @@ impl RoomActor {
             let results = outcomes
                 .by_ref()
                 .take(job.reqs.len())
-                .map(|o| {
-                    Ok(match o {
-                        Outcome::New(i) => ack_of(i, false),
-                        Outcome::SameAs(i) => ack_of(i, true),
-                        Outcome::Known(ack) => ack,
-                    })
+                .map(|o| match o {
+                    Outcome::New(i) => Ok(ack_of(i, false)),
+                    Outcome::SameAs(i) => Ok(ack_of(i, true)),
+                    Outcome::Known(ack) => Ok(ack),
+                    Outcome::Refused(e) => Err(e),
                 })
                 .collect();
             let _ = job.reply.send(results);

@@ -11,7 +11,12 @@ chorus_core::router_conformance_suite!(async {
     let dir = tempfile::tempdir().unwrap();
     let store = Arc::new(EmbeddedStore::open(dir.path(), EmbeddedConfig::default()).unwrap());
     let bus = Arc::new(MemoryBus::default());
-    let router = Arc::new(Router::new(store, bus.clone(), RouterConfig::default()));
+    let router = Arc::new(Router::new(
+        store.clone(),
+        store,
+        bus.clone(),
+        RouterConfig::default(),
+    ));
     RouterUnderTest {
         router,
         bus,

@@ -1,0 +1,416 @@
+//! Ephemeral room state at the router that owns the room: presence, typing, read receipts.
+//!
+//! - **Presence** is soft state fed by the gateways: each sends who is subscribed to the room
+//!   there (changes as they happen, the whole list every refresh period). A user is online
+//!   while any gateway counts a connection of theirs, so a user with two devices goes offline
+//!   when the last one leaves. A gateway not heard from for [`LiveConfig::presence_ttl`] is
+//!   forgotten (it died). A router that takes a room over knows its presence again after one
+//!   refresh period.
+//! - **Typing** is relayed on change only (the throttle): a repeated start extends the
+//!   deadline silently, and a user whose deadline passes gets a stop without asking.
+//! - **Read marks** move forward only, are written to the state store in one batch per tick,
+//!   and are relayed as one `receipts` frame per room per tick.
+//!
+//! Every tick ([`LiveConfig::interval`]) turns what changed into frames: one `presence` diff
+//! per room (bounded lists; a 10k-member room never gets a full list pushed), receipts, and
+//! typing stops. Frames go out on the bus with [`EPHEMERAL_SEQ`]: best effort, never stored.
+//!
+//! Owned by the router: [`Live::run`] is its tick task, stopped by the router's shutdown,
+//! which flushes the read marks one last time.
+
+use std::{
+    collections::{BTreeMap, BTreeSet, HashMap},
+    sync::{Arc, Mutex},
+    time::{Duration, Instant},
+};
+
+use bytes::Bytes;
+use chorus_core::{
+    RoomId, UserId,
+    bus::{Delivery, DeliveryBus, EPHEMERAL_SEQ},
+    router::{OnlinePage, PresenceSync},
+    state::{ReadMark, RoomStateStore},
+};
+use serde::Serialize;
+use tokio_util::sync::CancellationToken;
+
+/// Users named in one presence diff, each of `joined` and `left`; more sets `truncated`.
+pub const PRESENCE_DIFF_MAX: usize = 100;
+/// Read marks per `receipts` frame.
+pub const RECEIPTS_PER_FRAME: usize = 500;
+
+/// Timing of presence, typing and receipts. Every field is a configuration option.
+#[derive(Debug, Clone)]
+pub struct LiveConfig {
+    /// How often changes become frames (and read marks are written).
+    pub interval: Duration,
+    /// A typing user with no repeat for this long stops typing.
+    pub typing_timeout: Duration,
+    /// A gateway not heard from for this long is forgotten (three refresh periods).
+    pub presence_ttl: Duration,
+}
+
+impl Default for LiveConfig {
+    fn default() -> Self {
+        LiveConfig {
+            interval: Duration::from_millis(250),
+            typing_timeout: Duration::from_secs(6),
+            presence_ttl: Duration::from_secs(30),
+        }
+    }
+}
+
+struct GatewaySubs {
+    users: HashMap<UserId, u32>,
+    seen: Instant,
+}
+
+#[derive(Default)]
+struct RoomLive {
+    gateways: HashMap<String, GatewaySubs>,
+    /// Connections per online user, summed over gateways.
+    online: BTreeMap<UserId, u32>,
+    joined: BTreeSet<UserId>,
+    left: BTreeSet<UserId>,
+    typing: HashMap<UserId, Instant>,
+    /// Marks to relay at the next tick.
+    receipts: BTreeMap<UserId, u64>,
+    /// Marks to write at the next tick.
+    marks: HashMap<UserId, (u64, u64)>,
+    /// The highest mark seen per user since this router took the room, so marks only move
+    /// forward.
+    highest: HashMap<UserId, u64>,
+}
+
+impl RoomLive {
+    fn idle(&self) -> bool {
+        self.gateways.is_empty()
+            && self.typing.is_empty()
+            && self.receipts.is_empty()
+            && self.marks.is_empty()
+            && self.joined.is_empty()
+            && self.left.is_empty()
+    }
+
+    /// Recounts `user` over every gateway and notes a transition.
+    fn recount(&mut self, user: &UserId) {
+        let total: u32 = self
+            .gateways
+            .values()
+            .filter_map(|g| g.users.get(user))
+            .sum();
+        let was = self.online.contains_key(user);
+        if total > 0 {
+            self.online.insert(user.clone(), total);
+            if !was && !self.left.remove(user) {
+                self.joined.insert(user.clone());
+            }
+        } else {
+            self.online.remove(user);
+            if was && !self.joined.remove(user) {
+                self.left.insert(user.clone());
+            }
+        }
+    }
+}
+
+/// See the module docs.
+pub(crate) struct Live {
+    rooms: Mutex<HashMap<RoomId, RoomLive>>,
+    config: LiveConfig,
+    bus: Arc<dyn DeliveryBus>,
+    state: Arc<dyn RoomStateStore>,
+    stop: CancellationToken,
+}
+
+#[derive(Serialize)]
+struct PresenceFrame<'a> {
+    #[serde(rename = "type")]
+    t: &'static str,
+    room: &'a RoomId,
+    online: usize,
+    joined: Vec<&'a UserId>,
+    left: Vec<&'a UserId>,
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    truncated: bool,
+}
+
+#[derive(Serialize)]
+struct TypingFrame<'a> {
+    #[serde(rename = "type")]
+    t: &'static str,
+    room: &'a RoomId,
+    user: &'a UserId,
+    typing: bool,
+}
+
+#[derive(Serialize)]
+struct Read<'a> {
+    user: &'a UserId,
+    seq: u64,
+}
+
+#[derive(Serialize)]
+struct ReceiptsFrame<'a> {
+    #[serde(rename = "type")]
+    t: &'static str,
+    room: &'a RoomId,
+    reads: Vec<Read<'a>>,
+}
+
+fn frame(v: &impl Serialize) -> Bytes {
+    Bytes::from(serde_json::to_vec(v).expect("live frames serialize"))
+}
+
+fn typing_frame(room: &RoomId, user: &UserId, typing: bool) -> Bytes {
+    frame(&TypingFrame {
+        t: "typing",
+        room,
+        user,
+        typing,
+    })
+}
+
+impl Live {
+    pub(crate) fn new(
+        config: LiveConfig,
+        bus: Arc<dyn DeliveryBus>,
+        state: Arc<dyn RoomStateStore>,
+    ) -> Self {
+        Live {
+            rooms: Mutex::new(HashMap::new()),
+            config,
+            bus,
+            state,
+            stop: CancellationToken::new(),
+        }
+    }
+
+    fn with_room<T>(&self, room: &RoomId, f: impl FnOnce(&mut RoomLive) -> T) -> T {
+        let mut rooms = self.rooms.lock().expect("live lock is never poisoned");
+        f(rooms.entry(room.clone()).or_default())
+    }
+
+    async fn publish(&self, room: &RoomId, frames: Vec<Bytes>) {
+        for frame in frames {
+            let delivery = Delivery {
+                room: room.clone(),
+                seq: EPHEMERAL_SEQ,
+                frame,
+            };
+            if let Err(e) = self.bus.publish(delivery).await {
+                metrics::counter!("chorus_bus_publish_errors_total").increment(1);
+                tracing::debug!(room = %room, error = %e, "live frame not published");
+            }
+        }
+    }
+
+    pub(crate) fn presence(&self, room: &RoomId, sync: PresenceSync) {
+        self.with_room(room, |r| {
+            let gw = r
+                .gateways
+                .entry(sync.gateway)
+                .or_insert_with(|| GatewaySubs {
+                    users: HashMap::new(),
+                    seen: Instant::now(),
+                });
+            gw.seen = Instant::now();
+            let mut touched: Vec<UserId> = Vec::new();
+            if sync.full {
+                touched.extend(gw.users.drain().map(|(u, _)| u));
+            }
+            for (user, conns) in sync.users {
+                if conns == 0 {
+                    gw.users.remove(&user);
+                } else {
+                    gw.users.insert(user.clone(), conns);
+                }
+                touched.push(user);
+            }
+            if gw.users.is_empty() {
+                let name: Vec<String> = r
+                    .gateways
+                    .iter()
+                    .filter(|(_, g)| g.users.is_empty())
+                    .map(|(n, _)| n.clone())
+                    .collect();
+                for n in name {
+                    r.gateways.remove(&n);
+                }
+            }
+            for user in &touched {
+                r.recount(user);
+            }
+        });
+    }
+
+    pub(crate) fn online(&self, room: &RoomId, after: Option<&UserId>, limit: usize) -> OnlinePage {
+        let rooms = self.rooms.lock().expect("live lock is never poisoned");
+        let Some(r) = rooms.get(room) else {
+            return OnlinePage::default();
+        };
+        let range: Box<dyn Iterator<Item = &UserId>> = match after {
+            Some(a) => Box::new(
+                r.online
+                    .range::<UserId, _>((std::ops::Bound::Excluded(a), std::ops::Bound::Unbounded))
+                    .map(|(u, _)| u),
+            ),
+            None => Box::new(r.online.keys()),
+        };
+        let mut users: Vec<UserId> = range.take(limit + 1).cloned().collect();
+        let has_more = users.len() > limit;
+        users.truncate(limit);
+        OnlinePage {
+            count: r.online.len() as u64,
+            users,
+            has_more,
+        }
+    }
+
+    pub(crate) async fn typing(&self, room: &RoomId, user: &UserId, typing: bool) {
+        let deadline = Instant::now() + self.config.typing_timeout;
+        let changed = self.with_room(room, |r| {
+            if typing {
+                r.typing.insert(user.clone(), deadline).is_none()
+            } else {
+                r.typing.remove(user).is_some()
+            }
+        });
+        if changed {
+            self.publish(room, vec![typing_frame(room, user, typing)])
+                .await;
+        }
+    }
+
+    /// Records a read mark (forward only); it is written and relayed at the next tick.
+    pub(crate) fn mark(&self, room: &RoomId, user: &UserId, seq: u64, count: u64) {
+        self.with_room(room, |r| {
+            let highest = r.highest.entry(user.clone()).or_insert(0);
+            if seq <= *highest {
+                return;
+            }
+            *highest = seq;
+            r.marks.insert(user.clone(), (seq, count));
+            r.receipts.insert(user.clone(), seq);
+        });
+    }
+
+    /// Turns what changed since the last tick into frames and writes read marks.
+    pub(crate) async fn tick(&self) {
+        let now = Instant::now();
+        let ttl = self.config.presence_ttl;
+        let mut out: Vec<(RoomId, Vec<Bytes>)> = Vec::new();
+        let mut marks: Vec<ReadMark> = Vec::new();
+        {
+            let mut rooms = self.rooms.lock().expect("live lock is never poisoned");
+            for (room, r) in rooms.iter_mut() {
+                let mut frames = Vec::new();
+                let dead: Vec<String> = r
+                    .gateways
+                    .iter()
+                    .filter(|(_, g)| now.duration_since(g.seen) > ttl)
+                    .map(|(n, _)| n.clone())
+                    .collect();
+                for name in dead {
+                    if let Some(g) = r.gateways.remove(&name) {
+                        tracing::info!(%room, gateway = %name, "gateway presence expired");
+                        for user in g.users.keys() {
+                            r.recount(user);
+                        }
+                    }
+                }
+                let expired: Vec<UserId> = r
+                    .typing
+                    .iter()
+                    .filter(|(_, d)| **d <= now)
+                    .map(|(u, _)| u.clone())
+                    .collect();
+                for user in expired {
+                    r.typing.remove(&user);
+                    frames.push(typing_frame(room, &user, false));
+                }
+                if !r.joined.is_empty() || !r.left.is_empty() {
+                    let truncated =
+                        r.joined.len() > PRESENCE_DIFF_MAX || r.left.len() > PRESENCE_DIFF_MAX;
+                    frames.push(frame(&PresenceFrame {
+                        t: "presence",
+                        room,
+                        online: r.online.len(),
+                        joined: r.joined.iter().take(PRESENCE_DIFF_MAX).collect(),
+                        left: r.left.iter().take(PRESENCE_DIFF_MAX).collect(),
+                        truncated,
+                    }));
+                    r.joined.clear();
+                    r.left.clear();
+                }
+                let receipts = std::mem::take(&mut r.receipts);
+                let reads: Vec<Read<'_>> = receipts
+                    .iter()
+                    .map(|(user, seq)| Read { user, seq: *seq })
+                    .collect();
+                for chunk in reads.chunks(RECEIPTS_PER_FRAME) {
+                    frames.push(frame(&ReceiptsFrame {
+                        t: "receipts",
+                        room,
+                        reads: chunk
+                            .iter()
+                            .map(|r| Read {
+                                user: r.user,
+                                seq: r.seq,
+                            })
+                            .collect(),
+                    }));
+                }
+                for (user, (seq, count)) in r.marks.drain() {
+                    marks.push(ReadMark {
+                        user,
+                        room: room.clone(),
+                        seq,
+                        count,
+                    });
+                }
+                if !frames.is_empty() {
+                    out.push((room.clone(), frames));
+                }
+            }
+            rooms.retain(|_, r| !r.idle() || !r.online.is_empty());
+        }
+        for (room, frames) in out {
+            self.publish(&room, frames).await;
+        }
+        self.write_marks(marks).await;
+    }
+
+    async fn write_marks(&self, marks: Vec<ReadMark>) {
+        if marks.is_empty() {
+            return;
+        }
+        metrics::counter!("chorus_read_marks_written_total").increment(marks.len() as u64);
+        if let Err(e) = self.state.put_read_marks(&marks).await {
+            // Put back what is not newer, to try again next tick.
+            tracing::warn!(error = %e, marks = marks.len(), "writing read marks failed; retrying");
+            let mut rooms = self.rooms.lock().expect("live lock is never poisoned");
+            for m in marks {
+                let r = rooms.entry(m.room).or_default();
+                r.marks.entry(m.user).or_insert((m.seq, m.count));
+            }
+        }
+    }
+
+    /// The tick task; returns once [`Live::shutdown`] was called, after a last tick.
+    pub(crate) async fn run(self: Arc<Self>) {
+        let mut tick = tokio::time::interval(self.config.interval);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                _ = self.stop.cancelled() => break,
+                _ = tick.tick() => self.tick().await,
+            }
+        }
+        self.tick().await;
+    }
+
+    pub(crate) fn shutdown(&self) {
+        self.stop.cancel();
+    }
+}
