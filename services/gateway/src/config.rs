@@ -38,13 +38,25 @@ pub struct GatewayConfig {
     pub hub_ring: usize,
     /// How long a shutdown waits for connections to close after telling them to go away.
     pub drain_timeout: Duration,
+    /// Largest total of a message's attachments, decoded. Larger: `too_large`.
+    pub max_attachment_bytes: usize,
+    /// Most attachments on one message. More: `limit_exceeded`.
+    pub max_attachments: usize,
+    /// Sustained ephemeral requests (typing, read marks, relayed events) per second per
+    /// connection.
+    pub event_rate: f64,
+    /// Ephemeral requests a connection may make in a burst.
+    pub event_burst: u32,
+    /// How often each hub room reports its whole subscriber list to the room's router.
+    pub presence_refresh: Duration,
 }
 
 impl Default for GatewayConfig {
     fn default() -> Self {
         GatewayConfig {
             max_body_bytes: 4096,
-            max_frame_bytes: 16 * 1024,
+            // Room for the largest attachments in base64 plus a body and the frame.
+            max_frame_bytes: 384 * 1024,
             max_rooms_per_conn: 100,
             send_rate: 10.0,
             send_burst: 20,
@@ -57,6 +69,11 @@ impl Default for GatewayConfig {
             read_buffer_bytes: 2048,
             hub_ring: 64,
             drain_timeout: Duration::from_secs(10),
+            max_attachment_bytes: 256 * 1024,
+            max_attachments: 10,
+            event_rate: 20.0,
+            event_burst: 40,
+            presence_refresh: Duration::from_secs(10),
         }
     }
 }
@@ -70,6 +87,7 @@ impl GatewayConfig {
             send_rate_per_sec: self.send_rate,
             send_burst: self.send_burst,
             max_history_limit: MAX_HISTORY_LIMIT,
+            max_attachment_bytes: self.max_attachment_bytes,
         }
     }
 }

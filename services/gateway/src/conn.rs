@@ -8,14 +8,17 @@
 //!
 //! A connection's failure is logged once, here, when the task ends.
 
+mod features;
+
 use std::{
+    collections::HashMap,
     sync::Arc,
     time::{Duration, Instant},
 };
 
 use axum::extract::ws::{CloseFrame, Message as WsMessage, Utf8Bytes, WebSocket};
 use chorus_core::{
-    RoomId, UserId,
+    Ext, RoomId, UserId,
     protocol::{
         ClientFrame, DEFAULT_HISTORY_LIMIT, ErrorCode, MAX_CLIENT_MSG_ID_LEN, MAX_HISTORY_LIMIT,
         RequestId, ServerFrame, WireError, close,
@@ -28,7 +31,7 @@ use tokio::sync::mpsc;
 
 use crate::{
     auth::{AuthError, Identity},
-    hub::{Attach, frame_of},
+    hub::{Attach, JoinedInfo, frame_of},
     outbox::{Closed, Outbox},
     ratelimit::TokenBucket,
     server::Shared,
@@ -92,6 +95,10 @@ struct Conn {
     expires_at: u64,
     rooms: Vec<RoomId>,
     bucket: TokenBucket,
+    /// Rate of ephemeral requests (typing, read marks, relayed events).
+    events: TokenBucket,
+    /// When a typing start was last forwarded, per room.
+    typing_sent: HashMap<RoomId, Instant>,
     /// Created with the first send; its task ends when this sender is dropped.
     sends: Option<mpsc::Sender<SendJob>>,
     heard_from: Instant,
@@ -122,6 +129,12 @@ pub(crate) async fn run(
                     shared.config.send_burst,
                     Instant::now(),
                 ),
+                events: TokenBucket::new(
+                    shared.config.event_rate,
+                    shared.config.event_burst,
+                    Instant::now(),
+                ),
+                typing_sent: HashMap::new(),
                 user: identity.user,
                 expires_at: identity.expires_at,
                 rooms: Vec::new(),
@@ -382,6 +395,11 @@ impl Conn {
     }
 
     async fn on_frame(&mut self, frame: ClientFrame) -> Result<(), End> {
+        // Subscriptions the hub ended (a ban, a removal) are no longer joined.
+        for room in self.outbox.take_revoked() {
+            self.rooms.retain(|r| *r != room);
+            self.typing_sent.remove(&room);
+        }
         match frame {
             ClientFrame::Ping { id } => {
                 self.shared.metrics.frame_in("ping");
@@ -404,14 +422,28 @@ impl Conn {
                 self.shared.metrics.frame_in("leave");
                 Box::pin(self.leave(id, room)).await
             }
-            ClientFrame::Send {
-                id,
-                room,
-                client_msg_id,
-                body,
-            } => {
-                self.shared.metrics.frame_in("send");
-                self.send(id, room, client_msg_id, body).await
+            frame @ (ClientFrame::Send { .. }
+            | ClientFrame::Edit { .. }
+            | ClientFrame::Delete { .. }
+            | ClientFrame::Event { .. }
+            | ClientFrame::CreateRoom { .. }
+            | ClientFrame::OpenDm { .. }
+            | ClientFrame::Invite { .. }
+            | ClientFrame::Remove { .. }
+            | ClientFrame::SetRole { .. }
+            | ClientFrame::Mute { .. }
+            | ClientFrame::Unmute { .. }
+            | ClientFrame::Ban { .. }
+            | ClientFrame::Unban { .. }
+            | ClientFrame::Disconnect { .. }
+            | ClientFrame::LeaveRoom { .. }
+            | ClientFrame::Typing { .. }
+            | ClientFrame::Read { .. }
+            | ClientFrame::Rooms { .. }
+            | ClientFrame::Members { .. }
+            | ClientFrame::Who { .. }) => {
+                self.shared.metrics.frame_in(frame.kind());
+                Box::pin(self.on_feature(frame)).await
             }
             ClientFrame::History {
                 id,
@@ -470,7 +502,7 @@ impl Conn {
         let router = self.shared.router.clone();
         let req = JoinRequest {
             room: room.clone(),
-            user: self.user.clone(),
+            user: Some(self.user.clone()),
             since,
             limit: JOIN_PAGE,
         };
@@ -479,10 +511,22 @@ impl Conn {
             Err(e) => return Ok(Err(WireError::from(&e))),
         };
         let hub = self.shared.hub.clone();
+        let info = JoinedInfo {
+            visibility: reply.visibility,
+            online: reply.online.clone(),
+        };
         let Some(since) = since else {
             return Ok(
                 match hub
-                    .attach(room, self.conn_id, &self.outbox, None, id.cloned())
+                    .attach(
+                        room,
+                        self.conn_id,
+                        &self.user,
+                        &self.outbox,
+                        &info,
+                        None,
+                        id.cloned(),
+                    )
                     .await
                 {
                     Ok(_) => Ok(()),
@@ -495,6 +539,8 @@ impl Conn {
                 id,
                 room,
                 last_seq: reply.last_seq,
+                visibility: reply.visibility,
+                online: (&reply.online).into(),
             }
             .to_json(),
         )
@@ -509,7 +555,15 @@ impl Conn {
             self.write_all(page.iter().map(frame_of)).await?;
             if !more {
                 match hub
-                    .attach(room, self.conn_id, &self.outbox, Some(cursor), None)
+                    .attach(
+                        room,
+                        self.conn_id,
+                        &self.user,
+                        &self.outbox,
+                        &info,
+                        Some(cursor),
+                        None,
+                    )
                     .await
                 {
                     Ok(Attach::Attached { .. }) => return Ok(Ok(())),
@@ -519,7 +573,7 @@ impl Conn {
             }
             let req = HistoryRequest {
                 room: room.clone(),
-                user: self.user.clone(),
+                user: Some(self.user.clone()),
                 anchor: HistoryAnchor::After(cursor),
                 limit: JOIN_PAGE,
             };
@@ -547,6 +601,7 @@ impl Conn {
             ServerFrame::Left {
                 id: id.as_ref(),
                 room: &room,
+                reason: None,
             }
             .to_json(),
         );
@@ -557,15 +612,19 @@ impl Conn {
         Ok(())
     }
 
-    async fn send(
+    /// Queues one log entry with the connection's sender task. Content (`need_join`) may
+    /// only go to a joined room; membership requests need no join.
+    async fn submit(
         &mut self,
         id: Option<RequestId>,
         room: RoomId,
         client_msg_id: Option<String>,
         body: String,
+        ext: Ext,
+        need_join: bool,
     ) -> Result<(), End> {
         let config = &self.shared.config;
-        let refusal = if !self.rooms.contains(&room) {
+        let refusal = if need_join && !self.rooms.contains(&room) {
             Some(WireError::new(
                 ErrorCode::Forbidden,
                 "join the room before sending to it",
@@ -607,6 +666,7 @@ impl Conn {
                 from: self.user.clone(),
                 client_msg_id,
                 body,
+                ext,
             },
             started: Instant::now(),
         };
@@ -663,7 +723,7 @@ impl Conn {
         };
         let req = HistoryRequest {
             room,
-            user: self.user.clone(),
+            user: Some(self.user.clone()),
             anchor,
             limit,
         };

@@ -16,27 +16,38 @@
 //! serves the rest from its ring (the ring is always contiguous up to the head) or answers
 //! [`Attach::Behind`] and the connection reads another page.
 //!
+//! **Revocation.** A `member` entry the router marked `revoke` (a ban, a disconnect, a removal
+//! from a private room) ends that user's subscriptions here right after it is fanned out: they
+//! get the entry, then a `left` frame with the action as `reason`, and nothing after it.
+//!
+//! **Presence.** Each room task counts its subscribers by user and reports them to the room's
+//! router ([`presence`]).
+//!
 //! Ownership: the hub's registry maps a room to its running task; a task removes itself when
 //! its last subscriber leaves or it fails. Shutdown reaches the tasks through their
 //! subscribers: when every connection has detached, every task has stopped.
+
+mod presence;
 
 use std::{collections::VecDeque, sync::Arc, time::Duration};
 
 use axum::extract::ws::Utf8Bytes;
 use chorus_core::{
-    Message, RoomId, UserId,
+    MemberAction, Message, RoomId, UserId, Visibility,
     actors::{ActorRegistry, FinishGuard, Finished},
     bus::{BusEvent, DeliveryBus, EPHEMERAL_SEQ, Subscription},
     protocol::{RequestId, ServerFrame},
-    router::{HistoryAnchor, HistoryRequest, JoinRequest, RouterClient, RouterError},
+    router::{HistoryAnchor, HistoryRequest, JoinRequest, OnlinePage, RouterClient, RouterError},
 };
 use futures_util::StreamExt;
+use serde::Deserialize;
 use tokio::sync::{mpsc, oneshot};
 
 use crate::{
     metrics::GatewayMetrics,
     outbox::{Closed, Outbox},
 };
+use presence::{Reporter, RoomPresence};
 
 /// Messages read per backfill request.
 const BACKFILL_PAGE: u32 = 100;
@@ -52,10 +63,19 @@ pub enum Attach {
     Behind { last_seq: u64 },
 }
 
+/// What the router said about the room when the connection joined, for its `joined` frame.
+#[derive(Debug, Clone, Default)]
+pub struct JoinedInfo {
+    pub visibility: Option<Visibility>,
+    pub online: OnlinePage,
+}
+
 enum Cmd {
     Attach {
         conn_id: u64,
+        user: UserId,
         outbox: Arc<Outbox>,
+        info: JoinedInfo,
         /// `None`: live only, and the task queues the `joined` frame itself (with `join_id`)
         /// so that it precedes the first live message.
         cursor: Option<u64>,
@@ -76,8 +96,8 @@ struct HubInner {
     rooms: ActorRegistry<RoomId, Cmd>,
     ring: usize,
     metrics: GatewayMetrics,
-    /// The identity the hub uses for its own reads (head and backfill).
-    system_user: UserId,
+    reporter: Reporter,
+    presence_refresh: Duration,
 }
 
 /// Cheap to clone; shared by every connection of the gateway.
@@ -95,20 +115,23 @@ impl std::fmt::Debug for Hub {
 }
 
 impl Hub {
+    /// A hub; must be called within a Tokio runtime (it starts the presence reporter).
     pub fn new(
         router: Arc<dyn RouterClient>,
         bus: Arc<dyn DeliveryBus>,
         ring: usize,
+        presence_refresh: Duration,
         metrics: GatewayMetrics,
     ) -> Self {
         Hub {
             inner: Arc::new(HubInner {
+                reporter: Reporter::new(router.clone()),
                 router,
                 bus,
                 rooms: ActorRegistry::default(),
                 ring,
                 metrics,
-                system_user: UserId::new("chorus-gateway").expect("a valid constant user id"),
+                presence_refresh,
             }),
         }
     }
@@ -126,6 +149,7 @@ impl Hub {
                 subs: Vec::new(),
                 head: 0,
                 ring: VecDeque::new(),
+                presence: RoomPresence::new(inner.presence_refresh),
             };
             inner.metrics.hub_rooms.increment(1.0);
             tokio::spawn(task.run());
@@ -134,11 +158,17 @@ impl Hub {
 
     /// Subscribes `outbox` to `room` after `cursor` (see [`Attach`]). With `cursor = None` the
     /// connection gets live messages only, preceded by a `joined` frame carrying `join_id`.
+    #[allow(
+        clippy::too_many_arguments,
+        reason = "one call site, each argument distinct"
+    )]
     pub async fn attach(
         &self,
         room: &RoomId,
         conn_id: u64,
+        user: &UserId,
         outbox: &Arc<Outbox>,
+        info: &JoinedInfo,
         cursor: Option<u64>,
         join_id: Option<RequestId>,
     ) -> Result<Attach, RouterError> {
@@ -148,7 +178,9 @@ impl Hub {
             let (reply, answer) = oneshot::channel();
             let cmd = Cmd::Attach {
                 conn_id,
+                user: user.clone(),
                 outbox: outbox.clone(),
+                info: info.clone(),
                 cursor,
                 join_id: join_id.clone(),
                 reply,
@@ -203,6 +235,7 @@ impl Hub {
 
 struct Sub {
     conn_id: u64,
+    user: UserId,
     outbox: Arc<Outbox>,
     /// Seqs at or below this were already given to the connection (by its own backlog read).
     cursor: u64,
@@ -220,6 +253,35 @@ struct RoomTask {
     head: u64,
     /// The newest frames, contiguous up to `head`.
     ring: VecDeque<(u64, Utf8Bytes)>,
+    presence: RoomPresence,
+}
+
+/// The parts of a delivered frame the hub acts on: who it is about (typing is not echoed to
+/// its user) and, for a `member` entry, whether it revokes a user's subscriptions.
+#[derive(Deserialize)]
+struct Peek {
+    #[serde(default)]
+    user: Option<UserId>,
+    #[serde(default)]
+    member: Option<PeekMember>,
+}
+
+#[derive(Deserialize)]
+struct PeekMember {
+    action: MemberAction,
+    user: UserId,
+    #[serde(default)]
+    revoke: bool,
+}
+
+fn action_name(a: MemberAction) -> &'static str {
+    match a {
+        MemberAction::Ban => "ban",
+        MemberAction::Remove => "remove",
+        MemberAction::Leave => "leave",
+        MemberAction::Disconnect => "disconnect",
+        _ => "revoked",
+    }
 }
 
 /// Why a room task stopped serving.
@@ -242,6 +304,10 @@ impl RoomTask {
                 }
             }
         }
+        for sub in std::mem::take(&mut self.subs) {
+            self.presence.remove(&sub.user);
+        }
+        self.presence.flush(&self.hub.reporter, &self.room);
         self.hub.rooms.forget(&self.room, self.generation);
         self.hub.metrics.hub_rooms.decrement(1.0);
         // Queued commands are dropped unanswered: an attach retries with a new task, a detach
@@ -264,7 +330,7 @@ impl RoomTask {
     async fn current_head(&self) -> Result<u64, RouterError> {
         let req = JoinRequest {
             room: self.room.clone(),
-            user: self.hub.system_user.clone(),
+            user: None,
             since: None,
             limit: 1,
         };
@@ -272,16 +338,18 @@ impl RoomTask {
     }
 
     async fn step(&mut self, sub: &mut Subscription) -> Result<(), Stop> {
+        let presence_due = self.presence.deadline();
         tokio::select! {
             cmd = self.cmds.recv() => match cmd {
-                Some(Cmd::Attach { conn_id, outbox, cursor, join_id, reply }) => {
-                    let answer = self.attach(conn_id, outbox, cursor, join_id);
+                Some(Cmd::Attach { conn_id, user, outbox, info, cursor, join_id, reply }) => {
+                    let answer = self.attach(conn_id, user, outbox, &info, cursor, join_id);
                     let _ = reply.send(Ok(answer));
                     Ok(())
                 }
                 Some(Cmd::Detach { conn_id, left, done }) => {
                     if let Some(i) = self.subs.iter().position(|s| s.conn_id == conn_id) {
                         let sub = self.subs.swap_remove(i);
+                        self.presence.remove(&sub.user);
                         if let Some(left) = left {
                             sub.outbox.push(left);
                         }
@@ -293,6 +361,10 @@ impl RoomTask {
                 }
                 None => Err(Stop),
             },
+            _ = tokio::time::sleep_until(presence_due) => {
+                self.presence.on_timer(&self.hub.reporter, &self.room);
+                Ok(())
+            }
             event = sub.next() => match event {
                 Some(BusEvent::Delivery(d)) => self.on_delivery(d.seq, d.frame).await,
                 Some(BusEvent::Lagged) => self.resync().await,
@@ -312,7 +384,9 @@ impl RoomTask {
     fn attach(
         &mut self,
         conn_id: u64,
+        user: UserId,
         outbox: Arc<Outbox>,
+        info: &JoinedInfo,
         cursor: Option<u64>,
         join_id: Option<RequestId>,
     ) -> Attach {
@@ -323,6 +397,8 @@ impl RoomTask {
                     id: join_id.as_ref(),
                     room: &self.room,
                     last_seq: head,
+                    visibility: info.visibility,
+                    online: (&info.online).into(),
                 };
                 outbox.push(Utf8Bytes::from(joined.to_json()));
                 head
@@ -339,8 +415,10 @@ impl RoomTask {
                 head
             }
         };
+        self.presence.add(&user);
         self.subs.push(Sub {
             conn_id,
+            user,
             outbox,
             cursor,
         });
@@ -349,9 +427,18 @@ impl RoomTask {
 
     async fn on_delivery(&mut self, seq: u64, frame: bytes::Bytes) -> Result<(), Stop> {
         if seq == EPHEMERAL_SEQ {
-            // A room event: relayed to whoever is here now, outside the log's order.
+            // A room event: relayed to whoever is here now, outside the log's order. Typing
+            // is not echoed to the typist.
+            let skip = if frame.starts_with(br#"{"type":"typing""#) {
+                serde_json::from_slice::<Peek>(&frame)
+                    .ok()
+                    .and_then(|p| p.user)
+            } else {
+                None
+            };
             if let Ok(frame) = Utf8Bytes::try_from(frame) {
-                self.subs.retain(|s| s.outbox.push(frame.clone()));
+                self.subs
+                    .retain(|s| skip.as_ref() == Some(&s.user) || s.outbox.push(frame.clone()));
             }
             return Ok(());
         }
@@ -384,7 +471,7 @@ impl RoomTask {
         while self.head < target {
             let req = HistoryRequest {
                 room: self.room.clone(),
-                user: self.hub.system_user.clone(),
+                user: None,
                 anchor: HistoryAnchor::After(self.head),
                 limit: BACKFILL_PAGE,
             };
@@ -449,9 +536,46 @@ impl RoomTask {
         });
         self.head = seq;
         self.hub.metrics.deliveries.increment(delivered);
+        if memchr_revoke(frame.as_bytes())
+            && let Ok(Peek {
+                member: Some(m), ..
+            }) = serde_json::from_slice::<Peek>(frame.as_bytes())
+            && m.revoke
+        {
+            self.revoke(&m.user, action_name(m.action));
+        }
+    }
+
+    /// Ends every subscription of `user` here: a `left` frame, and nothing more.
+    fn revoke(&mut self, user: &UserId, reason: &str) {
+        let left = Utf8Bytes::from(
+            ServerFrame::Left {
+                id: None,
+                room: &self.room,
+                reason: Some(reason),
+            }
+            .to_json(),
+        );
+        let room = self.room.clone();
+        let presence = &mut self.presence;
+        self.subs.retain(|s| {
+            if s.user != *user {
+                return true;
+            }
+            presence.remove(&s.user);
+            s.outbox.revoke(&room);
+            s.outbox.push(left.clone());
+            false
+        });
     }
 }
 
 pub(crate) fn frame_of(m: &Message) -> Utf8Bytes {
     Utf8Bytes::try_from(m.to_frame()).expect("frames serialized by serde_json are UTF-8")
+}
+
+/// Whether a frame may be a revoking `member` entry (a cheap test before parsing).
+fn memchr_revoke(frame: &[u8]) -> bool {
+    const NEEDLE: &[u8] = br#""revoke":true"#;
+    frame.windows(NEEDLE.len()).any(|w| w == NEEDLE)
 }

@@ -19,6 +19,7 @@ use std::{
 };
 
 use axum::extract::ws::Utf8Bytes;
+use chorus_core::RoomId;
 use tokio::sync::Notify;
 
 /// Why an outbox stopped taking frames.
@@ -44,6 +45,8 @@ pub struct Outbox {
     max_bytes: usize,
     /// Requests of this connection currently in flight (bounded by the connection task).
     pub in_flight: AtomicUsize,
+    /// Rooms whose subscription the hub ended (see [`Outbox::revoke`]).
+    revoked: Mutex<Vec<RoomId>>,
 }
 
 impl std::fmt::Debug for Outbox {
@@ -61,6 +64,7 @@ impl Outbox {
             ready: Notify::new(),
             max_bytes,
             in_flight: AtomicUsize::new(0),
+            revoked: Mutex::new(Vec::new()),
         }
     }
 
@@ -106,6 +110,25 @@ impl Outbox {
         }
         drop(s);
         self.ready.notify_one();
+    }
+
+    /// The hub ended this connection's subscription to `room` (a ban, a removal): the
+    /// connection drops the room from its joined set before its next request.
+    pub fn revoke(&self, room: &RoomId) {
+        self.revoked
+            .lock()
+            .expect("revoked lock is never held across a panic")
+            .push(room.clone());
+    }
+
+    /// Rooms revoked since the last call.
+    pub fn take_revoked(&self) -> Vec<RoomId> {
+        std::mem::take(
+            &mut *self
+                .revoked
+                .lock()
+                .expect("revoked lock is never held across a panic"),
+        )
     }
 
     /// Resolves when frames were queued or the outbox closed since the last drain.

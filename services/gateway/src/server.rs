@@ -114,7 +114,13 @@ impl Gateway {
         prometheus: Option<PrometheusHandle>,
     ) -> Self {
         let metrics = GatewayMetrics::new();
-        let hub = Hub::new(router.clone(), bus, config.hub_ring, metrics.clone());
+        let hub = Hub::new(
+            router.clone(),
+            bus,
+            config.hub_ring,
+            config.presence_refresh,
+            metrics.clone(),
+        );
         Gateway {
             shared: Arc::new(Shared {
                 router,
