@@ -3,6 +3,7 @@
 use std::{net::SocketAddr, path::PathBuf, time::Duration};
 
 use chorus_gateway::{GatewayConfig, auth::parse_duration};
+use chorus_router::RouterConfig;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
 #[derive(Debug, Parser)]
@@ -159,10 +160,66 @@ pub struct RouterArgs {
     /// Largest clock difference assumed between two routers.
     #[arg(long, env = "CHORUS_CLOCK_DRIFT", default_value = "500ms", value_parser = parse_duration)]
     pub clock_drift: Duration,
+    /// Largest message body in bytes the router accepts (keep it equal to the gateways').
+    #[arg(long, env = "CHORUS_MAX_BODY_BYTES", default_value_t = GatewayConfig::default().max_body_bytes)]
+    pub max_body_bytes: usize,
+    /// Largest total of a message's attachments in bytes (keep it equal to the gateways').
+    #[arg(long, env = "CHORUS_MAX_ATTACHMENT_BYTES", default_value_t = GatewayConfig::default().max_attachment_bytes)]
+    pub max_attachment_bytes: usize,
+    #[command(flatten)]
+    pub rooms: RoomArgs,
     #[command(flatten)]
     pub cluster: ClusterArgs,
     #[command(flatten)]
     pub cql: CqlArgs,
+}
+
+/// Per-room limits and timings of a router.
+#[derive(Debug, Clone, Args)]
+pub struct RoomArgs {
+    /// Entries per second one room accepts from all its senders together.
+    #[arg(long, env = "CHORUS_ROOM_RATE", default_value_t = RouterConfig::default().room_rate)]
+    pub room_rate: f64,
+    /// Entries a room accepts in a burst above its rate.
+    #[arg(long, env = "CHORUS_ROOM_BURST", default_value_t = RouterConfig::default().room_burst)]
+    pub room_burst: u32,
+    /// A typing user with no repeat for this long is shown as stopped.
+    #[arg(long, env = "CHORUS_TYPING_TIMEOUT", default_value = "6s", value_parser = parse_duration)]
+    pub typing_timeout: Duration,
+    /// How often presence diffs, receipts and typing stops go out (and read marks are
+    /// written).
+    #[arg(long, env = "CHORUS_LIVE_INTERVAL", default_value = "250ms", value_parser = parse_duration)]
+    pub live_interval: Duration,
+    /// A gateway not heard from for this long no longer counts for presence (at least three
+    /// gateway presence refresh periods).
+    #[arg(long, env = "CHORUS_PRESENCE_TTL", default_value = "30s", value_parser = parse_duration)]
+    pub presence_ttl: Duration,
+}
+
+impl RoomArgs {
+    /// The router configuration, with the filter limits given.
+    pub fn router_config(
+        &self,
+        max_body_bytes: usize,
+        max_attachment_bytes: usize,
+    ) -> RouterConfig {
+        let defaults = RouterConfig::default();
+        RouterConfig {
+            room_rate: self.room_rate,
+            room_burst: self.room_burst,
+            live: chorus_router::LiveConfig {
+                interval: self.live_interval,
+                typing_timeout: self.typing_timeout,
+                presence_ttl: self.presence_ttl,
+            },
+            filter: chorus_router::filter::DefaultFilter {
+                max_body_bytes,
+                max_attachment_bytes,
+                ..defaults.filter.clone()
+            },
+            ..defaults
+        }
+    }
 }
 
 impl RouterArgs {
@@ -209,6 +266,8 @@ pub struct StandaloneArgs {
     pub dev: bool,
     #[command(flatten)]
     pub limits: LimitArgs,
+    #[command(flatten)]
+    pub rooms: RoomArgs,
 }
 
 #[derive(Debug, Args)]
@@ -263,6 +322,22 @@ pub struct LimitArgs {
     /// How long shutdown waits for connections to close.
     #[arg(long, env = "CHORUS_DRAIN_TIMEOUT", default_value = "10s", value_parser = parse_duration)]
     pub drain_timeout: Duration,
+    /// Largest total of a message's attachments in bytes (decoded); more gets `too_large`.
+    #[arg(long, env = "CHORUS_MAX_ATTACHMENT_BYTES", default_value_t = GatewayConfig::default().max_attachment_bytes)]
+    pub max_attachment_bytes: usize,
+    /// Most attachments on one message.
+    #[arg(long, env = "CHORUS_MAX_ATTACHMENTS", default_value_t = GatewayConfig::default().max_attachments)]
+    pub max_attachments: usize,
+    /// Sustained ephemeral requests (typing, read marks, relayed events) per second per
+    /// connection.
+    #[arg(long, env = "CHORUS_EVENT_RATE", default_value_t = GatewayConfig::default().event_rate)]
+    pub event_rate: f64,
+    /// Burst of ephemeral requests allowed per connection.
+    #[arg(long, env = "CHORUS_EVENT_BURST", default_value_t = GatewayConfig::default().event_burst)]
+    pub event_burst: u32,
+    /// How often the gateway reports each room's whole subscriber list for presence.
+    #[arg(long, env = "CHORUS_PRESENCE_REFRESH", default_value = "10s", value_parser = parse_duration)]
+    pub presence_refresh: Duration,
 }
 
 impl LimitArgs {
@@ -280,6 +355,11 @@ impl LimitArgs {
             max_connections: self.max_connections,
             drain_timeout: self.drain_timeout,
             read_buffer_bytes: self.ws_read_buffer_bytes,
+            max_attachment_bytes: self.max_attachment_bytes,
+            max_attachments: self.max_attachments,
+            event_rate: self.event_rate,
+            event_burst: self.event_burst,
+            presence_refresh: self.presence_refresh,
             ..GatewayConfig::default()
         }
     }
@@ -305,6 +385,14 @@ mod tests {
         assert_eq!(
             ours,
             format!("{:?}", chorus_gateway::GatewayConfig::default())
+        );
+        let limits = &args.limits;
+        let router = args
+            .rooms
+            .router_config(limits.max_body_bytes, limits.max_attachment_bytes);
+        assert_eq!(
+            format!("{router:?}"),
+            format!("{:?}", chorus_router::RouterConfig::default())
         );
     }
 }

@@ -18,7 +18,7 @@ use chorus_cluster::{
     ring::{Member, valid_member_name},
     session_id,
 };
-use chorus_core::{lease::LeaseStore, store::MessageStore, time::now_ms};
+use chorus_core::{lease::LeaseStore, state::RoomStateStore, store::MessageStore, time::now_ms};
 use chorus_gateway::{Authenticator, Gateway, GatewayConfig, metrics::install_prometheus};
 use chorus_router::{Router, RouterConfig};
 use chorus_router_grpc::RouterGrpc;
@@ -143,6 +143,7 @@ pub async fn start_router(config: RouterNodeConfig) -> anyhow::Result<RouterNode
     .context("opening the ownership session in the database")?;
     let router = Arc::new(Router::with_ownership(
         store.clone() as Arc<dyn MessageStore>,
+        store.clone() as Arc<dyn RoomStateStore>,
         Arc::new(bus.clone()),
         ownership.clone(),
         config.router.clone(),

@@ -74,7 +74,9 @@ async fn run_router(args: RouterArgs) -> anyhow::Result<()> {
         nats_url: args.cluster.nats_url.clone(),
         membership: args.cluster.membership(),
         cql: args.cql.config(),
-        router: Default::default(),
+        router: args
+            .rooms
+            .router_config(args.max_body_bytes, args.max_attachment_bytes),
         ownership: args.ownership(),
     };
     let node = cluster::start_router(config).await?;
@@ -153,7 +155,9 @@ async fn run_standalone(args: StandaloneArgs) -> anyhow::Result<()> {
         data_dir: args.data_dir.clone(),
         jwt_secret: secret.clone().into_bytes(),
         gateway: args.limits.gateway_config(),
-        router: Default::default(),
+        router: args
+            .rooms
+            .router_config(args.limits.max_body_bytes, args.limits.max_attachment_bytes),
         store: Default::default(),
     };
     let running = standalone::start(config).await?;

@@ -47,9 +47,11 @@ pub async fn start(config: StandaloneConfig) -> anyhow::Result<Running> {
     let auth = Arc::new(Authenticator::new(&config.jwt_secret)?);
     let store = EmbeddedStore::open(&config.data_dir, config.store.clone())
         .with_context(|| format!("opening the store in {}", config.data_dir.display()))?;
+    let store = Arc::new(store);
     let bus = Arc::new(MemoryBus::default());
     let router = Arc::new(Router::new(
-        Arc::new(store),
+        store.clone(),
+        store,
         bus.clone(),
         config.router.clone(),
     ));

@@ -43,10 +43,11 @@ impl DeliveryBus for LossyBus {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn lost_deliveries_are_backfilled_in_order_and_never_repeated() {
     let dir = tempfile::tempdir().unwrap();
-    let store = EmbeddedStore::open(dir.path(), Default::default()).unwrap();
+    let store = Arc::new(EmbeddedStore::open(dir.path(), Default::default()).unwrap());
     let bus = Arc::new(LossyBus::default());
     let router = Arc::new(Router::new(
-        Arc::new(store),
+        store.clone(),
+        store,
         bus.clone(),
         Default::default(),
     ));

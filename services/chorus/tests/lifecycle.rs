@@ -70,6 +70,7 @@ async fn a_slow_consumer_is_closed_with_4008_and_resumes_without_loss() {
                 assert_eq!(seq, last_seen + 1, "no gap before the close");
                 last_seen = seq;
             }
+            Event::Frame(f) if is_signal(&f) => {}
             Event::Frame(f) => panic!("unexpected frame {f}"),
             Event::Closed(frame) => break frame.map(|f| u16::from(f.code)),
         }

@@ -178,7 +178,8 @@ async fn oversized_bodies_are_refused_and_oversized_frames_close_with_1009() {
     )
     .await;
 
-    c.send_raw(Message::text("x".repeat(16 * 1024 + 1))).await;
+    let limit = chorus_gateway::GatewayConfig::default().max_frame_bytes;
+    c.send_raw(Message::text("x".repeat(limit + 1))).await;
     let f = c.expect("error").await;
     assert_eq!(f["code"], "too_large");
     assert_eq!(c.closed_with().await, 1009);

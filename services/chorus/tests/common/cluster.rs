@@ -2,6 +2,7 @@
 //! Cassandra that `make test` starts (CHORUS_TEST_NATS_URL, CHORUS_TEST_CQL), with a fresh
 //! keyspace and subject prefix per test.
 
+use chorus_router::RouterConfig;
 use std::{
     sync::atomic::{AtomicU64, Ordering},
     time::Duration,
@@ -73,7 +74,21 @@ pub async fn start_with(gateway: GatewayConfig) -> Server {
     Server::for_cluster(start_cluster(gateway, 2, 2).await)
 }
 
+/// The cluster wiring with these gateway and router configurations.
+pub async fn start_full(gateway: GatewayConfig, router: RouterConfig) -> Server {
+    Server::for_cluster(start_cluster_with(gateway, router, 2, 2).await)
+}
+
 pub async fn start_cluster(gateway: GatewayConfig, routers: usize, gateways: usize) -> Cluster {
+    start_cluster_with(gateway, super::unlimited_rooms(), routers, gateways).await
+}
+
+pub async fn start_cluster_with(
+    gateway: GatewayConfig,
+    router: RouterConfig,
+    routers: usize,
+    gateways: usize,
+) -> Cluster {
     let (keyspace, prefix) = unique_names();
     let cql = fresh_keyspace(&keyspace).await;
     let membership = MembershipConfig {
@@ -91,7 +106,7 @@ pub async fn start_cluster(gateway: GatewayConfig, routers: usize, gateways: usi
                 nats_url: nats_url(),
                 membership: membership.clone(),
                 cql: cql.clone(),
-                router: Default::default(),
+                router: router.clone(),
                 ownership: OwnershipConfig::default(),
             })
             .await

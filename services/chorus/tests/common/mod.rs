@@ -128,13 +128,28 @@ pub async fn start() -> Server {
 }
 
 pub async fn start_with(gateway: GatewayConfig) -> Server {
+    start_full(gateway, unlimited_rooms()).await
+}
+
+/// A router without a practical room rate limit: the tests that load a room use it, and the
+/// features suite tests the limit itself.
+pub fn unlimited_rooms() -> chorus_router::RouterConfig {
+    chorus_router::RouterConfig {
+        room_rate: 1e9,
+        room_burst: 1_000_000,
+        ..Default::default()
+    }
+}
+
+/// The standalone wiring with these gateway and router configurations.
+pub async fn start_full(gateway: GatewayConfig, router: chorus_router::RouterConfig) -> Server {
     let dir = tempfile::tempdir().unwrap();
     let config = StandaloneConfig {
         listen: "127.0.0.1:0".parse().unwrap(),
         data_dir: dir.path().to_owned(),
         jwt_secret: SECRET.as_bytes().to_vec(),
         gateway,
-        router: Default::default(),
+        router,
         store: Default::default(),
     };
     let running = standalone::start(config.clone()).await.unwrap();
@@ -231,11 +246,17 @@ impl Client {
         }
     }
 
-    /// The next frame, which must be of type `kind`.
+    /// The next frame, which must be of type `kind`. Room signals (presence, receipts,
+    /// typing) that come in between are skipped unless `kind` is one.
     pub async fn expect(&mut self, kind: &str) -> Value {
-        let f = self.frame().await;
-        assert_eq!(f["type"], kind, "expected {kind}, got {f}");
-        f
+        loop {
+            let f = self.frame().await;
+            if is_signal(&f) && !SIGNALS.contains(&kind) {
+                continue;
+            }
+            assert_eq!(f["type"], kind, "expected {kind}, got {f}");
+            return f;
+        }
     }
 
     /// Waits for the close frame and returns its code.
@@ -307,16 +328,30 @@ impl Client {
         assert_eq!(f["type"], "pong");
     }
 
-    /// Asserts nothing arrives for `ms` milliseconds (no stray duplicates).
+    /// Asserts nothing but room signals (presence, receipts, typing) arrives for `ms`
+    /// milliseconds: no stray message, reply or duplicate.
     pub async fn assert_quiet(&mut self, ms: u64) {
+        let end = tokio::time::Instant::now() + Duration::from_millis(ms);
         loop {
-            match tokio::time::timeout(Duration::from_millis(ms), self.ws.next()).await {
+            match tokio::time::timeout_at(end, self.ws.next()).await {
                 Err(_) => return,
                 Ok(Some(Ok(Message::Ping(_) | Message::Pong(_)))) => continue,
+                Ok(Some(Ok(Message::Text(t))))
+                    if serde_json::from_str::<Value>(&t).is_ok_and(|f| is_signal(&f)) =>
+                {
+                    continue;
+                }
                 Ok(other) => panic!("expected silence, got {other:?}"),
             }
         }
     }
+}
+
+/// Frames a room sends by itself as people come, go, type and read.
+pub const SIGNALS: [&str; 3] = ["presence", "receipts", "typing"];
+
+pub fn is_signal(f: &Value) -> bool {
+    f["type"].as_str().is_some_and(|t| SIGNALS.contains(&t))
 }
 
 pub fn seqs(frames: &[Value]) -> Vec<u64> {
