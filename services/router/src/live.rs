@@ -414,3 +414,148 @@ impl Live {
         self.stop.cancel();
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use chorus_core::bus::{BusEvent, memory::MemoryBus};
+    use futures_util::StreamExt;
+
+    struct NoMarks;
+
+    #[async_trait::async_trait]
+    impl RoomStateStore for NoMarks {
+        async fn room(
+            &self,
+            _: &RoomId,
+        ) -> Result<Option<chorus_core::state::RoomInfo>, chorus_core::store::StoreError> {
+            Ok(None)
+        }
+        async fn put_room(
+            &self,
+            _: &RoomId,
+            _: &chorus_core::state::RoomInfo,
+        ) -> Result<(), chorus_core::store::StoreError> {
+            Ok(())
+        }
+        async fn member(
+            &self,
+            _: &RoomId,
+            _: &UserId,
+        ) -> Result<Option<chorus_core::state::MemberRecord>, chorus_core::store::StoreError>
+        {
+            Ok(None)
+        }
+        async fn put_members(
+            &self,
+            _: &RoomId,
+            _: &[(UserId, chorus_core::state::MemberRecord)],
+        ) -> Result<(), chorus_core::store::StoreError> {
+            Ok(())
+        }
+        async fn members(
+            &self,
+            _: &RoomId,
+            _: Option<&UserId>,
+            _: usize,
+        ) -> Result<Vec<(UserId, chorus_core::state::MemberRecord)>, chorus_core::store::StoreError>
+        {
+            Ok(Vec::new())
+        }
+        async fn rooms_of(
+            &self,
+            _: &UserId,
+            _: usize,
+        ) -> Result<Vec<chorus_core::state::Membership>, chorus_core::store::StoreError> {
+            Ok(Vec::new())
+        }
+        async fn put_read_marks(
+            &self,
+            _: &[ReadMark],
+        ) -> Result<(), chorus_core::store::StoreError> {
+            Ok(())
+        }
+    }
+
+    fn user(i: usize) -> UserId {
+        UserId::new(&format!("u{i:04}")).unwrap()
+    }
+
+    #[tokio::test]
+    async fn a_crowd_arriving_in_one_tick_is_one_bounded_diff() {
+        let bus = Arc::new(MemoryBus::default());
+        let room = RoomId::new("big").unwrap();
+        let mut sub = bus.subscribe(&room).await.unwrap();
+        let live = Live::new(LiveConfig::default(), bus.clone(), Arc::new(NoMarks));
+        let users: Vec<(UserId, u32)> = (0..250).map(|i| (user(i), 1)).collect();
+        live.presence(
+            &room,
+            PresenceSync {
+                gateway: "gw-a".into(),
+                full: true,
+                users: users.clone(),
+            },
+        );
+        // The same users on a second gateway (second devices) change nothing visible.
+        live.presence(
+            &room,
+            PresenceSync {
+                gateway: "gw-b".into(),
+                full: true,
+                users: users[..10].to_vec(),
+            },
+        );
+        live.tick().await;
+        let Some(BusEvent::Delivery(d)) = sub.next().await else {
+            panic!("no diff")
+        };
+        let diff: serde_json::Value = serde_json::from_slice(&d.frame).unwrap();
+        assert_eq!(diff["online"], 250);
+        assert_eq!(diff["joined"].as_array().unwrap().len(), PRESENCE_DIFF_MAX);
+        assert_eq!(diff["truncated"], true);
+        assert_eq!(live.online(&room, None, 1000).count, 250);
+        // Gateway a forgets them all: only the ten with a device on gateway b stay.
+        live.presence(
+            &room,
+            PresenceSync {
+                gateway: "gw-a".into(),
+                full: true,
+                users: Vec::new(),
+            },
+        );
+        live.tick().await;
+        let Some(BusEvent::Delivery(d)) = sub.next().await else {
+            panic!("no diff")
+        };
+        let diff: serde_json::Value = serde_json::from_slice(&d.frame).unwrap();
+        assert_eq!(diff["online"], 10);
+        assert_eq!(diff["left"].as_array().unwrap().len(), PRESENCE_DIFF_MAX);
+        let page = live.online(&room, Some(&user(4)), 3);
+        assert_eq!(page.users, [user(5), user(6), user(7)]);
+        assert!(page.has_more);
+    }
+
+    #[tokio::test]
+    async fn a_silent_gateway_is_forgotten() {
+        let bus = Arc::new(MemoryBus::default());
+        let room = RoomId::new("r").unwrap();
+        let config = LiveConfig {
+            presence_ttl: Duration::from_millis(50),
+            ..LiveConfig::default()
+        };
+        let live = Live::new(config, bus, Arc::new(NoMarks));
+        live.presence(
+            &room,
+            PresenceSync {
+                gateway: "gw-dead".into(),
+                full: true,
+                users: vec![(user(1), 2)],
+            },
+        );
+        live.tick().await;
+        assert_eq!(live.online(&room, None, 10).count, 1);
+        tokio::time::sleep(Duration::from_millis(80)).await;
+        live.tick().await;
+        assert_eq!(live.online(&room, None, 10).count, 0);
+    }
+}
