@@ -344,6 +344,10 @@ impl Ownership for LeaseOwnership {
         }
     }
 
+    fn version(&self) -> u64 {
+        self.ring.current().version()
+    }
+
     async fn permit(&self, room: &RoomId) -> Result<AppendPermit, RouterError> {
         let slot = slot_of(room);
         let state = self.slot(slot);

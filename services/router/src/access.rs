@@ -7,8 +7,8 @@
 //!
 //! The cache is owned by the router. Only the room's actor changes a room's state (after its
 //! entry is durable), and it updates the cache as it writes the store, so the owner's cache is
-//! exact. Entries are dropped after [`TTL`], and whenever the room's ownership epoch changes,
-//! so a room that moved away and back is read again.
+//! exact. The whole cache is dropped whenever the ring changes (a room may have had another
+//! owner meanwhile), a room's entry when its actor loads it, and every entry after [`TTL`].
 
 use std::{
     collections::HashMap,
@@ -16,6 +16,7 @@ use std::{
     time::{Duration, Instant},
 };
 
+use crate::ownership::Ownership;
 use chorus_core::{
     Role, RoomId, UserId, Visibility,
     router::RouterError,
@@ -41,7 +42,9 @@ struct CachedRoom {
 /// The room state cache (see the module docs).
 pub(crate) struct Access {
     state: Arc<dyn RoomStateStore>,
-    rooms: Mutex<HashMap<RoomId, CachedRoom>>,
+    ownership: Arc<dyn Ownership>,
+    /// The cached rooms, and the ownership version they were read under.
+    rooms: Mutex<(u64, HashMap<RoomId, CachedRoom>)>,
 }
 
 /// A room's state as far as one request needs it.
@@ -111,10 +114,11 @@ pub(crate) fn forbidden(why: &str) -> RouterError {
 }
 
 impl Access {
-    pub(crate) fn new(state: Arc<dyn RoomStateStore>) -> Self {
+    pub(crate) fn new(state: Arc<dyn RoomStateStore>, ownership: Arc<dyn Ownership>) -> Self {
         Access {
+            rooms: Mutex::new((ownership.version(), HashMap::new())),
             state,
-            rooms: Mutex::new(HashMap::new()),
+            ownership,
         }
     }
 
@@ -123,11 +127,14 @@ impl Access {
     }
 
     fn cached<T>(&self, room: &RoomId, f: impl FnOnce(&mut CachedRoom) -> T) -> T {
-        let mut rooms = self
+        let version = self.ownership.version();
+        let mut guard = self
             .rooms
             .lock()
             .expect("access cache lock is never poisoned");
-        if rooms.len() >= MAX_ROOMS && !rooms.contains_key(room) {
+        let (seen, rooms) = &mut *guard;
+        if *seen != version || (rooms.len() >= MAX_ROOMS && !rooms.contains_key(room)) {
+            *seen = version;
             rooms.clear();
         }
         let entry = rooms.entry(room.clone()).or_default();
@@ -198,11 +205,12 @@ impl Access {
         });
     }
 
-    /// Forgets the room (its ownership epoch changed).
+    /// Forgets the room (its actor is loading it).
     pub(crate) fn forget(&self, room: &RoomId) {
         self.rooms
             .lock()
             .expect("access cache lock is never poisoned")
+            .1
             .remove(room);
     }
 }

@@ -167,7 +167,7 @@ impl Router {
         Router {
             shared: Arc::new(Shared {
                 store,
-                access: Access::new(state),
+                access: Access::new(state, ownership.clone()),
                 live,
                 filter,
                 bus,

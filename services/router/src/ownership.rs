@@ -50,6 +50,12 @@ pub trait Ownership: Send + Sync + 'static {
 
     /// Called at router shutdown once every room has stopped: hand everything over.
     async fn shutdown(&self) {}
+
+    /// Changes whenever the set of rooms this router serves may have changed (the ring
+    /// version). Room state cached under an older value may predate another owner's writes.
+    fn version(&self) -> u64 {
+        0
+    }
 }
 
 /// Owns every room: one router process, nothing to fence against.
