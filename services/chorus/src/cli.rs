@@ -328,11 +328,11 @@ pub struct LimitArgs {
     /// Most attachments on one message.
     #[arg(long, env = "CHORUS_MAX_ATTACHMENTS", default_value_t = GatewayConfig::default().max_attachments)]
     pub max_attachments: usize,
-    /// Sustained ephemeral requests (typing, read marks, relayed events) per second per
-    /// connection.
+    /// Sustained requests other than sends, joins and history (typing, read marks, events,
+    /// room, member and presence queries) per second per connection.
     #[arg(long, env = "CHORUS_EVENT_RATE", default_value_t = GatewayConfig::default().event_rate)]
     pub event_rate: f64,
-    /// Burst of ephemeral requests allowed per connection.
+    /// Burst of those requests allowed per connection.
     #[arg(long, env = "CHORUS_EVENT_BURST", default_value_t = GatewayConfig::default().event_burst)]
     pub event_burst: u32,
     /// How often the gateway reports each room's whole subscriber list for presence.

@@ -42,10 +42,10 @@ pub struct GatewayConfig {
     pub max_attachment_bytes: usize,
     /// Most attachments on one message. More: `limit_exceeded`.
     pub max_attachments: usize,
-    /// Sustained ephemeral requests (typing, read marks, relayed events) per second per
-    /// connection.
+    /// Sustained requests other than sends, joins and history (typing, read marks, events,
+    /// room, member and presence queries) per second per connection.
     pub event_rate: f64,
-    /// Ephemeral requests a connection may make in a burst.
+    /// Those requests a connection may make in a burst.
     pub event_burst: u32,
     /// How often each hub room reports its whole subscriber list to the room's router.
     pub presence_refresh: Duration,

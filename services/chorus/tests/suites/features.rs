@@ -899,3 +899,42 @@ async fn rooms_have_their_own_rate_limit_and_filter() {
     assert!(f["message"].as_str().unwrap().contains("control"), "{f}");
     assert_eq!(history(&mut a, "slow").await.len(), acked);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn requests_that_are_not_sends_have_their_own_rate() {
+    let gateway = GatewayConfig {
+        event_rate: 1.0,
+        event_burst: 3,
+        ..unthrottled()
+    };
+    let server = start_full(gateway, router()).await;
+    let mut a = server.joined("a", "chatty").await;
+    let mut answers = Vec::new();
+    for req in [
+        json!({"type":"typing","room":"chatty","typing":true}),
+        json!({"type":"who","room":"chatty"}),
+        json!({"type":"rooms"}),
+        json!({"type":"event","room":"chatty","event":"ping","data":1}),
+        json!({"type":"who","room":"chatty"}),
+    ] {
+        answers.push(a.call(req).await);
+    }
+    let kinds: Vec<&str> = answers
+        .iter()
+        .map(|f| f["type"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        kinds,
+        ["ok", "online", "rooms", "error", "error"],
+        "{answers:?}"
+    );
+    assert_eq!(answers[3]["code"], "rate_limited");
+    assert!(answers[3]["retry_after_ms"].as_u64().unwrap() >= 1);
+    // Sends have their own bucket and still go through.
+    ok(
+        &mut a,
+        json!({"type":"send","room":"chatty","body":"still here"}),
+        "ack",
+    )
+    .await;
+}

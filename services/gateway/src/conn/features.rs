@@ -423,8 +423,8 @@ impl Conn {
         .await
     }
 
-    /// An ephemeral request (no log entry): rate limited with the connection's event bucket,
-    /// answered with `ok` (when it has an id) or an error.
+    /// An ephemeral request (no log entry), answered with `ok` (when it has an id) or an
+    /// error.
     async fn ephemeral<F, Fut>(
         &mut self,
         id: Option<RequestId>,
@@ -442,13 +442,6 @@ impl Conn {
             let e = WireError::new(ErrorCode::Forbidden, "join the room first").in_room(&room);
             return self.reply_error(id.as_ref(), e).await;
         }
-        if let Err(wait) = self.events.try_take(Instant::now()) {
-            self.shared.metrics.rate_limited.increment(1);
-            let e = WireError::new(ErrorCode::RateLimited, "event rate exceeded")
-                .retry_after(wait.as_millis().max(1) as u64)
-                .in_room(&room);
-            return self.reply_error(id.as_ref(), e).await;
-        }
         let r = room.clone();
         self.query(id, Some(room), move |router| async move {
             call(router, r).await?;
@@ -457,8 +450,9 @@ impl Conn {
         .await
     }
 
-    /// Runs a request in its own task (bounded by the in-flight limit) and queues its reply:
-    /// the frame `call` builds (its `id` filled in here), `ok` for an empty one, or an error.
+    /// Runs a request in its own task (rate limited by the connection's event bucket, bounded
+    /// by the in-flight limit) and queues its reply: the frame `call` builds (its `id` filled
+    /// in here), `ok` for an empty one, or an error.
     pub(super) async fn query<F, Fut>(
         &mut self,
         id: Option<RequestId>,
@@ -469,6 +463,13 @@ impl Conn {
         F: FnOnce(std::sync::Arc<dyn chorus_core::router::RouterClient>) -> Fut + Send + 'static,
         Fut: Future<Output = Result<String, RouterError>> + Send,
     {
+        if let Err(wait) = self.events.try_take(Instant::now()) {
+            self.shared.metrics.rate_limited.increment(1);
+            let mut e = WireError::new(ErrorCode::RateLimited, "event rate exceeded")
+                .retry_after(wait.as_millis().max(1) as u64);
+            e.room = room;
+            return self.reply_error(id.as_ref(), e).await;
+        }
         let max = self.shared.config.max_in_flight;
         if !self.outbox.try_begin_request(max) {
             let mut e = WireError::new(
