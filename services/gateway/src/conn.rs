@@ -514,6 +514,7 @@ impl Conn {
         let info = JoinedInfo {
             visibility: reply.visibility,
             online: reply.online.clone(),
+            authorized_at: reply.last_seq,
         };
         let Some(since) = since else {
             return Ok(
@@ -549,6 +550,15 @@ impl Conn {
         let mut page = reply.backlog;
         let mut more = reply.has_more;
         for _ in 0..JOIN_MAX_ROUNDS {
+            if let Some(cut) = revoked_after(&page, &self.user, reply.last_seq) {
+                // Access ended after the router authorized this join (the two raced): the
+                // client gets the entry that ended it, and nothing after.
+                self.write_all(page[..=cut].iter().map(frame_of)).await?;
+                return Ok(Err(WireError::new(
+                    ErrorCode::Forbidden,
+                    "access to this room was revoked",
+                )));
+            }
             if let Some(last) = page.last() {
                 cursor = last.seq;
             }
@@ -800,6 +810,21 @@ impl Conn {
             Err(_) => Err(End::WriteTimeout),
         }
     }
+}
+
+/// The index in `page` of an entry after seq `authorized_at` that revoked `user`'s access.
+fn revoked_after(
+    page: &[chorus_core::Message],
+    user: &UserId,
+    authorized_at: u64,
+) -> Option<usize> {
+    page.iter().position(|m| {
+        m.seq > authorized_at
+            && m.ext
+                .member
+                .as_ref()
+                .is_some_and(|c| c.revoke && c.user == *user)
+    })
 }
 
 fn payload_len(m: &WsMessage) -> usize {

@@ -68,7 +68,13 @@ pub enum Attach {
 pub struct JoinedInfo {
     pub visibility: Option<Visibility>,
     pub online: OnlinePage,
+    /// The room's last seq when the router authorized the join: a revocation of the user
+    /// after it refuses the attach.
+    pub authorized_at: u64,
 }
+
+/// Users whose latest membership entry the hub remembers, per room.
+const MAX_STANDING: usize = 10_000;
 
 enum Cmd {
     Attach {
@@ -150,6 +156,7 @@ impl Hub {
                 head: 0,
                 ring: VecDeque::new(),
                 presence: RoomPresence::new(inner.presence_refresh),
+                standing: Default::default(),
             };
             inner.metrics.hub_rooms.increment(1.0);
             tokio::spawn(task.run());
@@ -254,6 +261,9 @@ struct RoomTask {
     /// The newest frames, contiguous up to `head`.
     ring: VecDeque<(u64, Utf8Bytes)>,
     presence: RoomPresence,
+    /// Per user, the seq of the latest entry that revoked (`true`) or granted (`false`) their
+    /// access, as fanned out here; bounded by [`MAX_STANDING`].
+    standing: std::collections::HashMap<UserId, (u64, bool)>,
 }
 
 /// The parts of a delivered frame the hub acts on: who it is about (typing is not echoed to
@@ -343,7 +353,7 @@ impl RoomTask {
             cmd = self.cmds.recv() => match cmd {
                 Some(Cmd::Attach { conn_id, user, outbox, info, cursor, join_id, reply }) => {
                     let answer = self.attach(conn_id, user, outbox, &info, cursor, join_id);
-                    let _ = reply.send(Ok(answer));
+                    let _ = reply.send(answer);
                     Ok(())
                 }
                 Some(Cmd::Detach { conn_id, left, done }) => {
@@ -389,7 +399,15 @@ impl RoomTask {
         info: &JoinedInfo,
         cursor: Option<u64>,
         join_id: Option<RequestId>,
-    ) -> Attach {
+    ) -> Result<Attach, RouterError> {
+        // Access revoked after the router authorized this join (the two raced).
+        if let Some((seq, true)) = self.standing.get(&user)
+            && *seq > info.authorized_at
+        {
+            return Err(RouterError::Forbidden(
+                "access to this room was revoked".into(),
+            ));
+        }
         let head = self.head;
         let cursor = match cursor {
             None => {
@@ -407,7 +425,7 @@ impl RoomTask {
             Some(c) => {
                 let reaches = self.ring.front().is_some_and(|(first, _)| *first <= c + 1);
                 if !reaches {
-                    return Attach::Behind { last_seq: head };
+                    return Ok(Attach::Behind { last_seq: head });
                 }
                 for (_, frame) in self.ring.iter().filter(|(seq, _)| *seq > c) {
                     outbox.push(frame.clone());
@@ -422,7 +440,7 @@ impl RoomTask {
             outbox,
             cursor,
         });
-        Attach::Attached { last_seq: head }
+        Ok(Attach::Attached { last_seq: head })
     }
 
     async fn on_delivery(&mut self, seq: u64, frame: bytes::Bytes) -> Result<(), Stop> {
@@ -536,13 +554,24 @@ impl RoomTask {
         });
         self.head = seq;
         self.hub.metrics.deliveries.increment(delivered);
-        if memchr_revoke(frame.as_bytes())
+        if is_member_entry(frame.as_bytes())
             && let Ok(Peek {
                 member: Some(m), ..
             }) = serde_json::from_slice::<Peek>(frame.as_bytes())
-            && m.revoke
         {
-            self.revoke(&m.user, action_name(m.action));
+            let grants = matches!(
+                m.action,
+                MemberAction::Join | MemberAction::Invite | MemberAction::Unban
+            );
+            if m.revoke || grants {
+                if self.standing.len() >= MAX_STANDING {
+                    self.standing.clear();
+                }
+                self.standing.insert(m.user.clone(), (seq, m.revoke));
+            }
+            if m.revoke {
+                self.revoke(&m.user, action_name(m.action));
+            }
         }
     }
 
@@ -574,8 +603,8 @@ pub(crate) fn frame_of(m: &Message) -> Utf8Bytes {
     Utf8Bytes::try_from(m.to_frame()).expect("frames serialized by serde_json are UTF-8")
 }
 
-/// Whether a frame may be a revoking `member` entry (a cheap test before parsing).
-fn memchr_revoke(frame: &[u8]) -> bool {
-    const NEEDLE: &[u8] = br#""revoke":true"#;
+/// Whether a frame may be a `member` entry (a cheap test before parsing).
+fn is_member_entry(frame: &[u8]) -> bool {
+    const NEEDLE: &[u8] = br#""kind":"member""#;
     frame.windows(NEEDLE.len()).any(|w| w == NEEDLE)
 }
