@@ -49,7 +49,12 @@ async fn an_attach_authorized_before_a_revocation_is_refused() {
     let dir = tempfile::tempdir().unwrap();
     let store = Arc::new(EmbeddedStore::open(dir.path(), Default::default()).unwrap());
     let bus = Arc::new(MemoryBus::default());
-    let router = Arc::new(Router::new(store.clone(), store, bus.clone(), Default::default()));
+    let router = Arc::new(Router::new(
+        store.clone(),
+        store,
+        bus.clone(),
+        Default::default(),
+    ));
     let hub = Hub::new(
         router.clone(),
         bus,
@@ -70,8 +75,13 @@ async fn an_attach_authorized_before_a_revocation_is_refused() {
         ..Default::default()
     };
     let alice = UserId::new("alice").unwrap();
-    let attached = hub.attach(&room, 1, &alice, &alice_box, &info, Some(1), None).await;
-    assert!(matches!(attached, Ok(Attach::Attached { .. })), "{attached:?}");
+    let attached = hub
+        .attach(&room, 1, &alice, &alice_box, &info, Some(1), None)
+        .await;
+    assert!(
+        matches!(attached, Ok(Attach::Attached { .. })),
+        "{attached:?}"
+    );
     let removed = router
         .send(entry("alice", change(MemberAction::Remove, "bob")))
         .await
@@ -80,17 +90,27 @@ async fn an_attach_authorized_before_a_revocation_is_refused() {
     let mut frames = Vec::new();
     for _ in 0..100 {
         alice_box.drain(&mut frames);
-        if frames.iter().any(|f| f.as_str().contains(r#""action":"remove""#)) {
+        if frames
+            .iter()
+            .any(|f| f.as_str().contains(r#""action":"remove""#))
+        {
             break;
         }
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
-    assert!(frames.iter().any(|f| f.as_str().contains(r#""revoke":true"#)), "{frames:?}");
+    assert!(
+        frames
+            .iter()
+            .any(|f| f.as_str().contains(r#""revoke":true"#)),
+        "{frames:?}"
+    );
 
     // Bob's join was authorized at seq 1, before his removal at seq 2: refused.
     let bob = UserId::new("bob").unwrap();
     let bob_box = Arc::new(Outbox::new(1 << 20));
-    let raced = hub.attach(&room, 2, &bob, &bob_box, &info, Some(1), None).await;
+    let raced = hub
+        .attach(&room, 2, &bob, &bob_box, &info, Some(1), None)
+        .await;
     assert!(matches!(raced, Err(RouterError::Forbidden(_))), "{raced:?}");
     // Invited back, a join authorized after that attaches again.
     let invited = router
@@ -103,8 +123,9 @@ async fn an_attach_authorized_before_a_revocation_is_refused() {
             authorized_at: invited.seq,
             ..Default::default()
         };
-        if let Ok(Attach::Attached { .. }) =
-            hub.attach(&room, 3, &bob, &bob_box, &info, None, None).await
+        if let Ok(Attach::Attached { .. }) = hub
+            .attach(&room, 3, &bob, &bob_box, &info, None, None)
+            .await
         {
             return;
         }

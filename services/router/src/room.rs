@@ -448,8 +448,9 @@ impl RoomActor {
                 tracing::warn!(room = %self.room, seq = m.seq, error = %e, "publish failed");
             }
             if m.ext.kind.counts_as_unread() {
-                // Sending marks the room read for the sender.
+                // Sending marks the room read for the sender, and ends their typing.
                 self.shared.live.mark(&self.room, &m.from, m.seq, m.count);
+                self.shared.live.typing(&self.room, &m.from, false).await;
             }
         }
         Ok((messages, outcomes))

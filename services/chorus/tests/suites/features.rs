@@ -512,9 +512,28 @@ async fn typing_is_relayed_throttled_never_echoed_and_expires() {
     let seen = gather(&mut alice, "typing", 500).await;
     let states: Vec<_> = seen.iter().map(|t| t["typing"].clone()).collect();
     assert_eq!(states, [json!(true), json!(false)]);
-    // Never echoed, never stored, only in joined rooms.
+    // Sending ends it.
+    ok(
+        &mut bob,
+        json!({"type":"typing","room":"desk","typing":true}),
+        "ok",
+    )
+    .await;
+    assert_eq!(next_of(&mut alice, "typing").await["typing"], true);
+    ok(
+        &mut bob,
+        json!({"type":"send","room":"desk","body":"done"}),
+        "ack",
+    )
+    .await;
+    let stop = next_of(&mut alice, "typing").await;
+    assert_eq!(
+        (stop["user"].clone(), stop["typing"].clone()),
+        (json!("bob"), json!(false))
+    );
+    // Never echoed, never stored (only bob's message is), only in joined rooms.
     assert!(gather(&mut bob, "typing", 300).await.is_empty());
-    assert!(history(&mut alice, "desk").await.is_empty());
+    assert_eq!(history(&mut alice, "desk").await.len(), 1);
     refused(
         &mut bob,
         json!({"type":"typing","room":"elsewhere","typing":true}),

@@ -78,6 +78,8 @@ impl Conn {
                     attachments,
                     ..Ext::default()
                 };
+                // The router ends the sender's typing with the message.
+                self.typing_sent.remove(&room);
                 self.submit(id, room, client_msg_id, body, ext, true).await
             }
             ClientFrame::Edit {
@@ -121,6 +123,7 @@ impl Conn {
                     return self.reply_error(id.as_ref(), e).await;
                 }
                 if persist {
+                    self.typing_sent.remove(&room);
                     let ext = Ext {
                         kind: Kind::Event,
                         event: Some(event),
