@@ -194,6 +194,10 @@ pub struct RoomArgs {
     /// gateway presence refresh periods).
     #[arg(long, env = "CHORUS_PRESENCE_TTL", default_value = "30s", value_parser = parse_duration)]
     pub presence_ttl: Duration,
+    /// Read receipts are relayed only in rooms with at most this many users online (marks
+    /// and unread counts are kept in every room).
+    #[arg(long, env = "CHORUS_RECEIPTS_MAX_ONLINE", default_value_t = chorus_router::LiveConfig::default().receipts_max_online)]
+    pub receipts_max_online: usize,
 }
 
 impl RoomArgs {
@@ -211,6 +215,7 @@ impl RoomArgs {
                 interval: self.live_interval,
                 typing_timeout: self.typing_timeout,
                 presence_ttl: self.presence_ttl,
+                receipts_max_online: self.receipts_max_online,
             },
             filter: chorus_router::filter::DefaultFilter {
                 max_body_bytes,

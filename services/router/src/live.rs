@@ -48,6 +48,10 @@ pub struct LiveConfig {
     pub typing_timeout: Duration,
     /// A gateway not heard from for this long is forgotten (three refresh periods).
     pub presence_ttl: Duration,
+    /// Receipts are relayed only while a room has at most this many users online: every
+    /// receipt goes to every subscriber, so in a large room they would cost each reader as
+    /// many frames as there are readers. Marks are stored (and unread counts kept) anyway.
+    pub receipts_max_online: usize,
 }
 
 impl Default for LiveConfig {
@@ -56,6 +60,7 @@ impl Default for LiveConfig {
             interval: Duration::from_millis(250),
             typing_timeout: Duration::from_secs(6),
             presence_ttl: Duration::from_secs(30),
+            receipts_max_online: 1000,
         }
     }
 }
@@ -343,7 +348,12 @@ impl Live {
                     r.joined.clear();
                     r.left.clear();
                 }
-                let receipts = std::mem::take(&mut r.receipts);
+                let mut receipts = std::mem::take(&mut r.receipts);
+                if r.online.len() > self.config.receipts_max_online {
+                    metrics::counter!("chorus_receipts_not_relayed_total")
+                        .increment(receipts.len() as u64);
+                    receipts.clear();
+                }
                 let reads: Vec<Read<'_>> = receipts
                     .iter()
                     .map(|(user, seq)| Read { user, seq: *seq })
@@ -557,5 +567,41 @@ mod tests {
         tokio::time::sleep(Duration::from_millis(80)).await;
         live.tick().await;
         assert_eq!(live.online(&room, None, 10).count, 0);
+    }
+
+    #[tokio::test]
+    async fn receipts_are_not_relayed_in_crowded_rooms_but_marks_are_kept() {
+        let bus = Arc::new(MemoryBus::default());
+        let room = RoomId::new("crowd").unwrap();
+        let mut sub = bus.subscribe(&room).await.unwrap();
+        let config = LiveConfig {
+            receipts_max_online: 2,
+            ..LiveConfig::default()
+        };
+        let live = Live::new(config, bus.clone(), Arc::new(NoMarks));
+        let three = (0..3).map(|i| (user(i), 1)).collect();
+        live.presence(
+            &room,
+            PresenceSync {
+                gateway: "gw".into(),
+                full: true,
+                users: three,
+            },
+        );
+        live.mark(&room, &user(1), 5, 4);
+        live.tick().await;
+        let mut kinds = Vec::new();
+        while let Ok(Some(BusEvent::Delivery(d))) =
+            tokio::time::timeout(Duration::from_millis(50), sub.next()).await
+        {
+            let f: serde_json::Value = serde_json::from_slice(&d.frame).unwrap();
+            kinds.push(f["type"].as_str().unwrap().to_owned());
+        }
+        assert_eq!(kinds, ["presence"], "no receipts frame");
+        assert_eq!(
+            live.rooms.lock().unwrap()[&room].highest[&user(1)],
+            5,
+            "the mark itself was taken"
+        );
     }
 }

@@ -514,18 +514,46 @@ fn check_page(limit: u32) -> Result<(), RouterError> {
     Ok(())
 }
 
-/// Puts the request id into a reply built without one (as `"id"` right after `"type"`).
+/// Puts the request id into a reply built without one, right after its `"type"` (server
+/// frames serialize their tag first: `{"type":"<name>",…`).
 fn with_id(json: String, id: Option<&RequestId>) -> String {
-    let Some(id) = id else { return json };
-    let Ok(mut v) = serde_json::from_str::<serde_json::Map<String, serde_json::Value>>(&json)
-    else {
+    const TAG: &str = "{\"type\":\"";
+    let (Some(id), true) = (id, json.starts_with(TAG)) else {
         return json;
     };
-    let mut out = serde_json::Map::with_capacity(v.len() + 1);
-    if let Some(t) = v.remove("type") {
-        out.insert("type".into(), t);
+    let Some(end) = json[TAG.len()..].find('"').map(|i| TAG.len() + i + 1) else {
+        return json;
+    };
+    let id = serde_json::to_string(id).expect("a request id is a number or a string");
+    let rest = &json[end..];
+    match rest.strip_prefix(',') {
+        Some(fields) => format!("{},\"id\":{id},{fields}", &json[..end]),
+        None => format!("{},\"id\":{id}{rest}", &json[..end]),
     }
-    out.insert("id".into(), id.clone());
-    out.extend(v);
-    serde_json::Value::Object(out).to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_id_goes_right_after_the_type() {
+        let id = serde_json::json!(7);
+        assert_eq!(
+            with_id(
+                r#"{"type":"online","room":"r","count":1}"#.into(),
+                Some(&id)
+            ),
+            r#"{"type":"online","id":7,"room":"r","count":1}"#
+        );
+        let id = serde_json::json!("a\"b");
+        assert_eq!(
+            with_id(r#"{"type":"rooms"}"#.into(), Some(&id)),
+            r#"{"type":"rooms","id":"a\"b"}"#
+        );
+        assert_eq!(
+            with_id(r#"{"type":"rooms"}"#.into(), None),
+            r#"{"type":"rooms"}"#
+        );
+    }
 }
