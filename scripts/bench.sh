@@ -1,7 +1,21 @@
 #!/usr/bin/env bash
 # Chorus benchmarks (`make bench`): memory per idle connection, fan-out throughput and server
-# CPU per delivered message, send→deliver latency at a fixed rate. Each bench runs against a
-# fresh `chorus standalone` (own temporary data dir) driven by chorus-loadgen on this machine.
+# CPU per delivered message, send→deliver latency at a fixed rate, presence and unread counts
+# in a room of 10 000 members. Each bench runs against a fresh `chorus standalone` (own
+# temporary data dir) driven by chorus-loadgen on this machine.
+# The standalone bench server runs with every per-connection and per-room rate limit raised far
+# above the load (--send-rate/--send-burst, --event-rate/--event-burst, --room-rate/--room-burst
+# 1000000): the fan-out benches send as fast as they can into one room, which the default room
+# rate (200 entries/s, CHORUS_ROOM_RATE) would cap, and 10 000 members joining a public room
+# are 10 000 log entries of that room. The figures measure the server's work, not its limits.
+# `presence` (chorus-loadgen presence): an owner creates a public room, an observer joins it,
+# then N members (one connection each) join it, then `who` pages while everyone is online,
+# then churn (some members leave and join again). It reports the joins, the observer's presence
+# diffs, the frames every connection received, `who` latency, and the server's RSS and CPU.
+# `unread` (chorus-loadgen unread): N members join a public room, the owner sends M messages,
+# every member marks a random one read; it reports how fast the marks are accepted and stored,
+# and `rooms` latency for members and for one user in 100 rooms, checking every unread count
+# (a wrong one fails the bench).
 # `subjects` measures the NATS delivery bus's subject design instead (ADR 0005): it starts a
 # fresh nats-server of its own through scripts/nats.sh (installed first if needed) and stops
 # it afterwards; no Chorus server is involved.
@@ -21,7 +35,9 @@
 # Environment (defaults in parentheses; BENCH_QUICK=1 shrinks them for a sanity run):
 #   BENCH_QUICK=1             small sizes: 500 idle conns, 100 subscribers, 200 messages,
 #                             subjects: 2000 rooms, 20000 messages, cluster: 20 rooms at 200
-#                             and 500 msgs/s for 4 s, no priming, a failover at 100 msgs/s
+#                             and 500 msgs/s for 4 s, no priming, a failover at 100 msgs/s,
+#                             presence: 500 members, 200 who, churn 50; unread: 500 members,
+#                             100 messages, 200 + 100 rooms requests
 #   BENCH_IDLE_CONNS          idle connections (10000)
 #   BENCH_FANOUT_SUBS         fan-out subscribers (1000)
 #   BENCH_FANOUT_MSGS         fan-out messages, sent as fast as the window allows (2000)
@@ -30,6 +46,18 @@
 #   BENCH_LATENCY_RATE        latency bench send rate, messages/s (50)
 #   BENCH_LATENCY_SECS        latency bench duration, seconds (20)
 #   BENCH_BODY_BYTES          message body size (64)
+#   BENCH_PRESENCE_MEMBERS    presence: members joining the room, one connection each (10000)
+#   BENCH_PRESENCE_WHO        presence: `who` requests (limit 100, random `after`) (1000)
+#   BENCH_PRESENCE_CHURN      presence: members that leave and join again (1000)
+#   BENCH_UNREAD_MEMBERS      unread: members of the room, one connection each (10000)
+#   BENCH_UNREAD_MSGS         unread: messages the owner sends before the marks (1000)
+#   BENCH_UNREAD_ROOMS_REQS   unread: `rooms` requests of random members (2000)
+#   BENCH_UNREAD_MULTI_ROOMS  unread: rooms of the user in many rooms (100)
+#   BENCH_UNREAD_MULTI_REQS   unread: `rooms` requests of that user (500)
+#   BENCH_UNREAD_SUBSCRIBED   unread: 1 keeps the members subscribed to the room, so they
+#                             receive every join entry, message and receipt; 0 makes each leave
+#                             right after its join (members who receive nothing) (1)
+#   BENCH_JOIN_WINDOW         presence, unread: joins in flight at once (200)
 #   BENCH_SUBJECTS_ROOMS      subjects: rooms with subscribers (100000)
 #   BENCH_SUBJECTS_MSGS       subjects: messages per fan-out scenario, round-robin over rooms (200000)
 #   BENCH_SUBJECTS_GATEWAYS   subjects: simulated gateways sharing the rooms (2)
@@ -55,7 +83,7 @@
 #   BENCH_CLUSTER_JWT_SECRET  cluster: the secret of a running cluster that was started with
 #                             CHORUS_JWT_SECRET (default: the generated .chorus-cluster/jwt-secret)
 #   BENCH_SKIP_BUILD=1        use the existing target/release binaries
-#   BENCH_ONLY="idle fanout latency subjects"  run a subset (or "cluster")
+#   BENCH_ONLY="idle fanout latency subjects presence unread"  run a subset (or "cluster")
 set -euo pipefail
 
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
@@ -66,12 +94,16 @@ if [[ $QUICK == 1 ]]; then
     d_subj_rooms=2000 d_subj_msgs=20000
     d_cl_rates="200 500" d_cl_secs=4 d_cl_rooms=20 d_cl_prime=0 d_cl_compare=0
     d_fo_rate=100 d_fo_rooms=10 d_fo_secs=12 d_fo_kill=3
+    d_pr_members=500 d_pr_who=200 d_pr_churn=50
+    d_un_members=500 d_un_msgs=100 d_un_rooms_reqs=200 d_un_multi_reqs=100
 else
     d_idle=10000 d_subs=1000 d_msgs=2000 d_lat_subs=1000 d_lat_rate=50 d_lat_secs=20
     d_subj_rooms=100000 d_subj_msgs=200000
     d_cl_rates="1000 2000 3000 5000 7500 10000" d_cl_secs=20 d_cl_rooms=100 d_cl_prime=60
     d_cl_compare=1
     d_fo_rate=500 d_fo_rooms=50 d_fo_secs=20 d_fo_kill=5
+    d_pr_members=10000 d_pr_who=1000 d_pr_churn=1000
+    d_un_members=10000 d_un_msgs=1000 d_un_rooms_reqs=2000 d_un_multi_reqs=500
 fi
 IDLE_CONNS=${BENCH_IDLE_CONNS:-$d_idle}
 FANOUT_SUBS=${BENCH_FANOUT_SUBS:-$d_subs}
@@ -98,7 +130,17 @@ FO_RATE=${BENCH_CLUSTER_FAILOVER_RATE:-$d_fo_rate}
 FO_ROOMS=${BENCH_CLUSTER_FAILOVER_ROOMS:-$d_fo_rooms}
 FO_SECS=${BENCH_CLUSTER_FAILOVER_SECS:-$d_fo_secs}
 FO_KILL=${BENCH_CLUSTER_KILL_AFTER:-$d_fo_kill}
-ONLY=${BENCH_ONLY:-idle fanout latency subjects}
+PR_MEMBERS=${BENCH_PRESENCE_MEMBERS:-$d_pr_members}
+PR_WHO=${BENCH_PRESENCE_WHO:-$d_pr_who}
+PR_CHURN=${BENCH_PRESENCE_CHURN:-$d_pr_churn}
+UN_MEMBERS=${BENCH_UNREAD_MEMBERS:-$d_un_members}
+UN_MSGS=${BENCH_UNREAD_MSGS:-$d_un_msgs}
+UN_ROOMS_REQS=${BENCH_UNREAD_ROOMS_REQS:-$d_un_rooms_reqs}
+UN_MULTI_ROOMS=${BENCH_UNREAD_MULTI_ROOMS:-100}
+UN_MULTI_REQS=${BENCH_UNREAD_MULTI_REQS:-$d_un_multi_reqs}
+UN_SUBSCRIBED=${BENCH_UNREAD_SUBSCRIBED:-1}
+JOIN_WINDOW=${BENCH_JOIN_WINDOW:-200}
+ONLY=${BENCH_ONLY:-idle fanout latency subjects presence unread}
 LAT_MSGS=$(awk -v r="$LAT_RATE" -v s="$LAT_SECS" 'BEGIN { printf "%d", r * s }')
 
 CHORUS=target/release/chorus
@@ -111,8 +153,8 @@ die() {
 
 for b in $ONLY; do
     case $b in
-    idle | fanout | latency | subjects | cluster) ;;
-    *) die "unknown bench '$b' in BENCH_ONLY (idle, fanout, latency, subjects, cluster)" ;;
+    idle | fanout | latency | subjects | presence | unread | cluster) ;;
+    *) die "unknown bench '$b' in BENCH_ONLY (idle, fanout, latency, subjects, presence, unread, cluster)" ;;
     esac
 done
 # Only `subjects` runs without the chorus server.
@@ -134,8 +176,9 @@ fi
 
 # ---------------------------------------------------------------------------------------------
 # Open files: every connection is a descriptor in the server and one in the load generator.
+# (presence and unread also open an owner, an observer, a poster and a many-rooms user.)
 max_conns=$IDLE_CONNS
-for n in "$FANOUT_SUBS" "$LAT_SUBS"; do
+for n in "$FANOUT_SUBS" "$LAT_SUBS" $((PR_MEMBERS + 8)) $((UN_MEMBERS + 8)); do
     if ((n > max_conns)); then max_conns=$n; fi
 done
 need_nofile=$((max_conns + 1024))
@@ -215,7 +258,8 @@ start_server() {
     mkdir -p "$data"
     SERVER_LOG=$TMP/server-$name.err
     "$CHORUS" standalone --listen 127.0.0.1:0 --data-dir "$data" \
-        --send-rate 1000000 --send-burst 1000000 \
+        --send-rate 1000000 --send-burst 1000000 --event-rate 1000000 --event-burst 1000000 \
+        --room-rate 1000000 --room-burst 1000000 \
         --max-in-flight $((FANOUT_WINDOW > 32 ? FANOUT_WINDOW * 2 : 64)) \
         --max-connections $((max_conns + 1000)) \
         >"$TMP/server-$name.out" 2>"$SERVER_LOG" &
@@ -780,12 +824,144 @@ bench_cluster() {
     echo
 }
 
+# ---------------------------------------------------------------------------------------------
+# 6 and 7. A room of many members: presence, read marks and unread counts.
+
+# run_members NAME MODE ARGS...: one chorus-loadgen presence/unread run on a fresh server;
+# results in $TMP/NAME.out.
+run_members() {
+    local name=$1 mode=$2 rc=0
+    shift 2
+    start_server "$name"
+    "$LOADGEN" --url "$URL" "$mode" --room "$name-$RANDOM$RANDOM" --join-window "$JOIN_WINDOW" \
+        --server-pid "$SERVER_PID" --clk-tck "$(getconf CLK_TCK)" "$@" \
+        >"$TMP/$name.out" 2>"$TMP/$name.err" || rc=$?
+    if [[ ! -s $TMP/$name.out ]] || ((rc != 0)); then
+        echo "  FAILED: load generator exit $rc:"
+        grep -v -E '^(presence|unread): ' "$TMP/$name.err" | tail -n 20 | sed 's/^/    /'
+        FAILED+=("$name")
+    fi
+    server_complaints
+    stop_server
+    return 0
+}
+
+# Bytes as MB with one decimal.
+mb() { awk -v b="$1" 'BEGIN { printf "%.1f MB", b / 1e6 }'; }
+# "p50 … / p99 … / max … ms" of the latency KEY in FILE.
+lat_ms() {
+    echo "p50 $(us_ms "$(kv "$1_p50_us" "$2")") / p99 $(us_ms "$(kv "$1_p99_us" "$2")") /" \
+        "max $(us_ms "$(kv "$1_max_us" "$2")") ms"
+}
+# The frames a phase delivered to all members, by type: PHASE FILE.
+fanout_line() {
+    local p=$1 f=$2
+    echo "presence $(kv "${p}_fanout_presence_frames" "$f") frames" \
+        "($(mb "$(kv "${p}_fanout_presence_bytes" "$f")")), msg $(kv "${p}_fanout_msg_frames" "$f")" \
+        "($(mb "$(kv "${p}_fanout_msg_bytes" "$f")")), receipts $(kv "${p}_fanout_receipts_frames" "$f")" \
+        "($(mb "$(kv "${p}_fanout_receipts_bytes" "$f")")), other $(kv "${p}_fanout_other_frames" "$f")"
+}
+# The observer's diffs of a phase: PHASE FILE.
+diffs_line() {
+    local p=$1 f=$2
+    echo "$(kv "${p}_diff_frames" "$f") diff frames, $(kv "${p}_diff_bytes" "$f") B in all," \
+        "largest $(kv "${p}_diff_max_bytes" "$f") B, at most $(kv "${p}_diff_max_joined" "$f")" \
+        "joined / $(kv "${p}_diff_max_left" "$f") left names in one, $(kv "${p}_diff_truncated" "$f")" \
+        "truncated, $(kv "${p}_diff_names" "$f") names in all"
+}
+
+bench_presence() {
+    local f=$TMP/presence.out
+    echo "== 6. presence at $PR_MEMBERS members =="
+    echo "  one public room; an observer joins first, then $PR_MEMBERS members (one connection" \
+        "each) join, $JOIN_WINDOW joins in flight; then $PR_WHO \`who\` pages; then $PR_CHURN" \
+        "members leave and join again. Every connection counts the frames it receives by type."
+    run_members presence presence --members "$PR_MEMBERS" --who-requests "$PR_WHO" \
+        --churn "$PR_CHURN"
+    if [[ -s $f ]]; then
+        echo "  joins: $(kv join_samples "$f") in $(kv join_ms "$f") ms ($(kv join_per_sec "$f") /s)," \
+            "each $(lat_ms join "$f")"
+        echo "  observer: online = $((PR_MEMBERS + 1)) (members + observer)" \
+            "$(kv join_online_reached_ms "$f") ms after the first join; $(diffs_line join "$f")"
+        echo "  delivered to the members during the joins: $(fanout_line join "$f"); the last" \
+            "$(kv join_deliveries_done_ms "$f") ms after the first join"
+        echo "  who (limit 100, random after): $(lat_ms who "$f") over $(kv who_samples "$f")" \
+            "requests, $(kv who_wrong "$f") wrong pages"
+        if [[ -n $(kv churn_leave_ms "$f") ]]; then
+            echo "  churn: $PR_CHURN leaves in $(kv churn_leave_ms "$f") ms, the observer's count" \
+                "down $(kv churn_low_reached_ms "$f") ms after the first; $PR_CHURN joins again in" \
+                "$(kv churn_join_ms "$f") ms, the count back $(kv churn_back_reached_ms "$f") ms" \
+                "after the first ($(kv churn_total_ms "$f") ms in all)"
+            echo "    observer: $(diffs_line churn "$f")"
+            echo "    delivered to the members: $(fanout_line churn "$f")"
+        fi
+        echo "  server RSS: $(kv start_server_rss_kib "$f") KiB at start," \
+            "$(kv connected_server_rss_kib "$f") connected, $(kv join_server_rss_kib "$f") joined," \
+            "$(kv end_server_rss_kib "$f") at the end"
+        echo "  server CPU: joins $(kv join_server_cpu_ms "$f") ms, who $(kv who_server_cpu_ms "$f")" \
+            "ms, churn $(kv0 churn_server_cpu_ms "$f") ms; $(kv end_server_cpu_ms "$f") ms since it" \
+            "started; load generator $(kv loadgen_cpu_ms "$f") ms"
+        raw_results "$f"
+    fi
+    echo
+}
+
+bench_unread() {
+    local f=$TMP/unread.out how=subscribed extra=()
+    if [[ $UN_SUBSCRIBED == 0 ]]; then
+        how="each leaving right after its join"
+        extra=(--unsubscribe)
+    fi
+    echo "== 7. read marks and unread counts at $UN_MEMBERS members =="
+    echo "  one public room; $UN_MEMBERS members (one connection each, $how) join; the" \
+        "owner sends $UN_MSGS messages of $BODY_BYTES B; every member marks a random one read" \
+        "(500 in flight); then \`rooms\` of random members, and of one user in $UN_MULTI_ROOMS rooms"
+    run_members unread unread --members "$UN_MEMBERS" --messages "$UN_MSGS" \
+        --rooms-requests "$UN_ROOMS_REQS" --multi-rooms "$UN_MULTI_ROOMS" \
+        --multi-requests "$UN_MULTI_REQS" --body-bytes "$BODY_BYTES" "${extra[@]}"
+    if [[ -s $f ]]; then
+        echo "  joins: $(kv join_samples "$f") in $(kv join_ms "$f") ms ($(kv join_per_sec "$f") /s);" \
+            "delivered meanwhile: $(fanout_line join "$f")"
+        if [[ $UN_SUBSCRIBED == 0 ]]; then
+            echo "  messages: $UN_MSGS sent in $(kv send_ms "$f") ms (nobody subscribed)"
+        else
+            echo "  messages: $UN_MSGS sent in $(kv send_ms "$f") ms; $(kv send_delivered "$f") of" \
+                "$(kv send_expected_deliveries "$f") deliveries after $(kv send_deliveries_done_ms "$f") ms"
+        fi
+        echo "  read marks: $(kv read_samples "$f") accepted in $(kv read_ms "$f") ms" \
+            "($(kv read_per_sec "$f") ok/s), each $(lat_ms read "$f"), $(kv read_errors "$f") refused"
+        echo "    shown by \`rooms\` for all $(kv read_stored_sample "$f") sampled members" \
+            "$(kv read_stored_max_ms "$f") ms after the last ok"
+        if [[ $UN_SUBSCRIBED != 0 ]]; then
+            echo "    delivered to the members: $(fanout_line read "$f"); the last" \
+                "$(kv read_deliveries_done_ms "$f") ms after the last ok"
+        fi
+        echo "  rooms, a member (1 room): $(lat_ms rooms "$f") over $(kv rooms_samples "$f")" \
+            "requests, $(kv rooms_wrong "$f") wrong"
+        if [[ -n $(kv multi_rooms_samples "$f") ]]; then
+            echo "  rooms, a user in $(kv multi_rooms "$f") rooms: $(lat_ms multi_rooms "$f") over" \
+                "$(kv multi_rooms_samples "$f") requests, $(kv multi_rooms_wrong "$f") wrong" \
+                "(all right $(kv multi_settled_ms "$f") ms after the setup)"
+        fi
+        echo "  server RSS: $(kv start_server_rss_kib "$f") KiB at start," \
+            "$(kv connected_server_rss_kib "$f") connected, $(kv join_server_rss_kib "$f") joined," \
+            "$(kv read_server_rss_kib "$f") after the marks, $(kv end_server_rss_kib "$f") at the end"
+        echo "  server CPU: joins $(kv join_server_cpu_ms "$f") ms, messages $(kv send_server_cpu_ms "$f")" \
+            "ms, marks $(kv read_server_cpu_ms "$f") ms, member rooms $(kv rooms_server_cpu_ms "$f") ms;" \
+            "$(kv end_server_cpu_ms "$f") ms since it started; load generator $(kv loadgen_cpu_ms "$f") ms"
+        raw_results "$f"
+    fi
+    echo
+}
+
 for b in $ONLY; do
     case $b in
     idle) bench_idle ;;
     fanout) bench_fanout ;;
     latency) bench_latency ;;
     subjects) bench_subjects ;;
+    presence) bench_presence ;;
+    unread) bench_unread ;;
     cluster) bench_cluster ;;
     esac
 done

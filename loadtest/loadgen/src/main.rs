@@ -6,9 +6,13 @@
 //! - `cluster`: senders on one gateway of a cluster, receivers on another, many rooms at a fixed
 //!   rate; send→deliver latency across the cluster, and failover stalls when a router is killed;
 //! - `subjects`: the NATS delivery bus's subject design at many rooms, against nats-server only
-//!   (memory per subscription, fan-out cost); no Chorus server involved.
+//!   (memory per subscription, fan-out cost); no Chorus server involved;
+//! - `presence`: N members join one public room; presence diffs, their fan-out, `who` latency
+//!   and churn;
+//! - `unread`: N members of one room mark messages read; how fast marks are taken and stored,
+//!   and `rooms` latency with every unread count checked, also for a user in many rooms.
 //!
-//! Tokens (idle, fanout, cluster) are minted locally with the server's HS256 secret. Results
+//! Tokens (every mode but subjects) are minted locally with the server's HS256 secret. Results
 //! are `key=value` lines on stdout; progress and problems go to stderr; the exit status is
 //! non-zero when anything was lost, duplicated, reordered or refused.
 
@@ -16,9 +20,13 @@ mod cluster;
 mod conn;
 mod fanout;
 mod idle;
+mod members;
+mod peer;
+mod presence;
 mod proto;
 mod stats;
 mod subjects;
+mod unread;
 
 use std::{process::ExitCode, sync::Arc, time::Duration};
 
@@ -38,9 +46,9 @@ struct Cli {
     mode: Mode,
 }
 
-/// How the WebSocket modes (`idle`, `fanout`) reach a Chorus server.
+/// How the WebSocket modes (all but `subjects`) reach a Chorus server.
 #[derive(Debug, clap::Args)]
-#[command(next_help_heading = "Chorus server (idle, fanout, cluster)")]
+#[command(next_help_heading = "Chorus server (every mode but subjects)")]
 struct ServerArgs {
     /// WebSocket endpoint of the server (cluster: --send-url and --recv-url instead).
     #[arg(long, global = true, default_value = "ws://127.0.0.1:8080/v1/ws")]
@@ -74,6 +82,11 @@ enum Mode {
     /// Per-room NATS subjects against a wildcard and per-gateway subjects: memory and fan-out
     /// cost at many rooms (talks to nats-server only).
     Subjects(subjects::SubjectsArgs),
+    /// N members join one public room: presence diffs and their fan-out, `who` latency, churn.
+    Presence(presence::PresenceArgs),
+    /// N members of one room mark messages read: accepted and stored marks, `rooms` latency
+    /// with unread counts checked, and a user in many rooms.
+    Unread(unread::UnreadArgs),
 }
 
 #[tokio::main(flavor = "multi_thread")]
@@ -100,6 +113,12 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             cluster::run(send, recv, args, &server.user_prefix).await
         }
         Mode::Subjects(args) => subjects::run(args).await,
+        Mode::Presence(args) => {
+            presence::run(websocket_target(server)?, args, &server.user_prefix).await
+        }
+        Mode::Unread(args) => {
+            unread::run(websocket_target(server)?, args, &server.user_prefix).await
+        }
     }
 }
 

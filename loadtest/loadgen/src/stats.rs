@@ -1,5 +1,5 @@
-//! Pure bookkeeping: per-connection sequence checks, percentiles, and reading other processes'
-//! CPU time and memory from /proc.
+//! Bookkeeping: per-connection sequence checks, percentiles, reading other processes' CPU time
+//! and memory from /proc, seeded random choices, and `key=value` result lines.
 
 /// Tracks which of the `count` expected sequence numbers `first..first + count` one connection
 /// received, in what order.
@@ -157,6 +157,122 @@ pub fn rss_kib(pid: &str) -> Option<u64> {
         .ok()
 }
 
+/// `key=value` result lines.
+#[derive(Default)]
+pub struct Out(String);
+
+impl Out {
+    pub fn kv(&mut self, k: &str, v: impl std::fmt::Display) {
+        use std::fmt::Write;
+        let _ = writeln!(self.0, "{k}={v}");
+    }
+
+    /// `{k}_p50_us`, `_p99_us`, `_max_us` and `_samples` of sorted latencies.
+    pub fn latency(&mut self, k: &str, sorted: &[u32]) {
+        self.kv(&format!("{k}_samples"), sorted.len());
+        self.kv(&format!("{k}_p50_us"), percentile(sorted, 50.0));
+        self.kv(&format!("{k}_p99_us"), percentile(sorted, 99.0));
+        self.kv(&format!("{k}_max_us"), sorted.last().copied().unwrap_or(0));
+    }
+
+    /// `{k}_{kind}_frames` and `_bytes` of a tally.
+    pub fn tally(&mut self, k: &str, t: &crate::peer::Tally) {
+        for kind in crate::peer::Kind::ALL {
+            self.kv(&format!("{k}_{}_frames", kind.name()), t.frames(kind));
+            self.kv(&format!("{k}_{}_bytes", kind.name()), t.bytes(kind));
+        }
+    }
+
+    pub fn print(&self) -> anyhow::Result<()> {
+        use std::io::Write;
+        let mut stdout = std::io::stdout().lock();
+        stdout.write_all(self.0.as_bytes())?;
+        stdout.flush()?;
+        Ok(())
+    }
+}
+
+/// The server process's CPU time and memory, read from /proc (nothing without a pid).
+pub struct ServerProc {
+    pid: Option<String>,
+    clk_tck: u64,
+}
+
+impl ServerProc {
+    pub fn new(pid: Option<u32>, clk_tck: u64) -> ServerProc {
+        ServerProc {
+            pid: pid.map(|p| p.to_string()),
+            clk_tck: clk_tck.max(1),
+        }
+    }
+
+    /// utime + stime so far, in ms.
+    pub fn cpu_ms(&self) -> Option<u64> {
+        let ticks = cpu_ticks(self.pid.as_deref()?)?;
+        Some(ticks * 1000 / self.clk_tck)
+    }
+
+    pub fn rss_kib(&self) -> Option<u64> {
+        rss_kib(self.pid.as_deref()?)
+    }
+
+    /// This process's CPU time so far, in ms.
+    pub fn own_cpu_ms(&self) -> Option<u64> {
+        Some(cpu_ticks("self")? * 1000 / self.clk_tck)
+    }
+
+    /// Records `{k}_server_cpu_ms` since `cpu_before` and `{k}_server_rss_kib` now.
+    pub fn report(&self, out: &mut Out, k: &str, cpu_before: Option<u64>) {
+        if let (Some(a), Some(b)) = (cpu_before, self.cpu_ms()) {
+            out.kv(&format!("{k}_server_cpu_ms"), b.saturating_sub(a));
+        }
+        if let Some(rss) = self.rss_kib() {
+            out.kv(&format!("{k}_server_rss_kib"), rss);
+        }
+    }
+}
+
+/// A small deterministic generator (splitmix64): random choices that a seed reproduces.
+pub struct Rng(u64);
+
+impl Rng {
+    pub fn new(seed: u64) -> Rng {
+        Rng(seed)
+    }
+
+    pub fn next_u64(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+        z ^ (z >> 31)
+    }
+
+    /// Uniform in `0..n` (n > 0; the bias is negligible for the sizes used here).
+    pub fn below(&mut self, n: usize) -> usize {
+        (self.next_u64() % n as u64) as usize
+    }
+
+    /// `k` distinct indices of `0..n`, in random order.
+    pub fn sample(&mut self, n: usize, k: usize) -> Vec<usize> {
+        let mut all: Vec<usize> = (0..n).collect();
+        let k = k.min(n);
+        for i in 0..k {
+            let j = i + self.below(n - i);
+            all.swap(i, j);
+        }
+        all.truncate(k);
+        all
+    }
+}
+
+/// A seed from the clock, for runs that do not give one.
+pub fn clock_seed() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(1, |d| d.as_nanos() as u64)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -229,4 +345,37 @@ mod tests {
         assert!(cpu_ticks(&me).is_some());
         assert!(rss_kib(&me).unwrap() > 0);
     }
+
+    #[test]
+    fn samples_are_distinct_and_reproducible() {
+        let a = Rng::new(7).sample(100, 30);
+        let b = Rng::new(7).sample(100, 30);
+        assert_eq!(a, b);
+        let mut s = a.clone();
+        s.sort_unstable();
+        s.dedup();
+        assert_eq!(s.len(), 30);
+        assert!(s.iter().all(|&i| i < 100));
+        assert_eq!(Rng::new(1).sample(5, 10).len(), 5);
+    }
+}
+
+/// How long the member benchmarks wait, what server process they watch, and their seed.
+#[derive(Debug, Clone, clap::Args)]
+pub struct RunArgs {
+    /// A phase's deliveries are over once no frame arrived for this long, in ms.
+    #[arg(long, default_value_t = 1000)]
+    pub quiet_ms: u64,
+    /// Give up on any one wait after this long, in seconds.
+    #[arg(long, default_value_t = 300)]
+    pub timeout_secs: u64,
+    /// Server process id: its CPU time and memory are reported per phase.
+    #[arg(long)]
+    pub server_pid: Option<u32>,
+    /// Clock ticks per second of /proc/PID/stat (`getconf CLK_TCK`).
+    #[arg(long, default_value_t = 100)]
+    pub clk_tck: u64,
+    /// Seed of the random choices (default: from the clock).
+    #[arg(long)]
+    pub seed: Option<u64>,
 }
