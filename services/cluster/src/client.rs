@@ -386,6 +386,53 @@ impl RouterClient for RingRouterClient {
         .await
     }
 
+    /// One call per owner for the reports of its rooms (concurrently); a report the owner
+    /// refuses or that does not arrive goes again on its own, with the retries of
+    /// [`presence`](RouterClient::presence).
+    async fn presence_batch(
+        &self,
+        reports: Vec<(RoomId, PresenceSync)>,
+    ) -> Vec<Result<(), RouterError>> {
+        let ring = self.ring.current();
+        let mut groups: HashMap<String, Vec<usize>> = HashMap::new();
+        for (i, (room, _)) in reports.iter().enumerate() {
+            let owner = ring.owner(room).map(|m| m.name.clone()).unwrap_or_default();
+            groups.entry(owner).or_default().push(i);
+        }
+        let calls = groups.into_values().map(|slots| {
+            let group: Vec<_> = slots.iter().map(|&i| reports[i].clone()).collect();
+            let client = self.route(&ring, &group[0].0);
+            async move {
+                let results = match client {
+                    Ok(c) => c.presence_batch(group).await,
+                    Err(e) => vec![Err(e); slots.len()],
+                };
+                (slots, results)
+            }
+        });
+        let mut out: Vec<Result<(), RouterError>> = vec![Ok(()); reports.len()];
+        // Per room, the first report to send again: it and every later report of that room
+        // go again, in order, so the router ends with the newest counts.
+        let mut again_from: HashMap<&RoomId, usize> = HashMap::new();
+        for (slots, results) in join_all(calls).await {
+            for (i, result) in slots.into_iter().zip(results) {
+                match result {
+                    Err(e) if !matches!(classify(&e, true, true), Retry::No) => {
+                        let first = again_from.entry(&reports[i].0).or_insert(i);
+                        *first = (*first).min(i);
+                    }
+                    other => out[i] = other,
+                }
+            }
+        }
+        for (i, (room, sync)) in reports.iter().enumerate() {
+            if again_from.get(room).is_some_and(|&first| i >= first) {
+                out[i] = self.presence(room.clone(), sync.clone()).await;
+            }
+        }
+        out
+    }
+
     async fn online(
         &self,
         room: RoomId,

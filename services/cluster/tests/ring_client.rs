@@ -195,6 +195,38 @@ async fn new_calls_go_to_the_owner_and_retry_safely() {
         client.typing(ra.clone(), bob.clone(), false).await.unwrap();
         assert_eq!(a.take().len(), 2, "{e:?} was retried");
     }
+    // A batch of presence reports: one call per owner, each report to its room's owner; one
+    // the owner could not take goes again on its own.
+    let sync = |n| PresenceSync {
+        gateway: "gw".into(),
+        full: false,
+        users: vec![(bob.clone(), n)],
+    };
+    a.fail
+        .lock()
+        .unwrap()
+        .push(RouterError::Unavailable("busy".into()));
+    let results = client
+        .presence_batch(vec![
+            (ra.clone(), sync(1)),
+            (rb.clone(), sync(2)),
+            (ra.clone(), sync(0)),
+        ])
+        .await;
+    assert!(results.iter().all(Result::is_ok), "{results:?}");
+    let (r_a, r_b) = (ra.to_string(), rb.to_string());
+    assert_eq!(
+        a.take(),
+        [
+            ("presence", r_a.clone()),
+            ("presence", r_a.clone()),
+            ("presence", r_a.clone()),
+            ("presence", r_a)
+        ],
+        "the refused report went again, and the room's later one after it"
+    );
+    assert_eq!(b.take(), [("presence", r_b)]);
+
     // Refusals go back at once.
     a.fail
         .lock()

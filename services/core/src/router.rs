@@ -344,6 +344,20 @@ pub trait RouterClient: Send + Sync + 'static {
     /// periodically; a gateway not heard from for three periods is forgotten.
     async fn presence(&self, room: RoomId, sync: PresenceSync) -> Result<(), RouterError>;
 
+    /// Several rooms' presence reports, each succeeding or failing on its own; results in
+    /// order. A gateway sends its reports together so that a refresh of many rooms is a few
+    /// calls, not one per room.
+    async fn presence_batch(
+        &self,
+        reports: Vec<(RoomId, PresenceSync)>,
+    ) -> Vec<Result<(), RouterError>> {
+        let mut results = Vec::with_capacity(reports.len());
+        for (room, sync) in reports {
+            results.push(self.presence(room, sync).await);
+        }
+        results
+    }
+
     /// Online users of `room` after `after`, for `user` (who must be allowed to read it).
     async fn online(
         &self,

@@ -190,6 +190,40 @@ impl RouterClient for GrpcRouterClient {
             .map(|_| ())
     }
 
+    async fn presence_batch(
+        &self,
+        reports: Vec<(RoomId, PresenceSync)>,
+    ) -> Vec<Result<(), RouterError>> {
+        let n = reports.len();
+        let msg = pb::PresenceBatchRequest {
+            reports: reports
+                .into_iter()
+                .map(|(room, sync)| presence_to_pb(&room, sync))
+                .collect(),
+        };
+        let mut client = self.inner.clone();
+        match self.bounded(client.presence_batch(self.request(msg))).await {
+            Ok(reply) if reply.results.len() == n => reply
+                .results
+                .into_iter()
+                .map(|e| {
+                    if e.code == 0 {
+                        Ok(())
+                    } else {
+                        Err(from_pb_error(e))
+                    }
+                })
+                .collect(),
+            Ok(_) => vec![
+                Err(RouterError::Internal(
+                    "presence batch reply of the wrong length".into()
+                ));
+                n
+            ],
+            Err(e) => vec![Err(e); n],
+        }
+    }
+
     async fn presence(&self, room: RoomId, sync: PresenceSync) -> Result<(), RouterError> {
         let msg = presence_to_pb(&room, sync);
         let mut client = self.inner.clone();

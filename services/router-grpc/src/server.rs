@@ -171,6 +171,33 @@ impl router_server::Router for RouterGrpc {
         Ok(Response::new(pb::MarkReadReply {}))
     }
 
+    async fn presence_batch(
+        &self,
+        request: Request<pb::PresenceBatchRequest>,
+    ) -> Result<Response<pb::PresenceBatchReply>, Status> {
+        let reports = request
+            .into_inner()
+            .reports
+            .into_iter()
+            .map(presence_from_pb)
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(status)?;
+        let results = self
+            .router
+            .presence_batch(reports)
+            .await
+            .into_iter()
+            .map(|r| match r {
+                Ok(()) => pb::Error {
+                    code: 0,
+                    ..Default::default()
+                },
+                Err(e) => to_pb_error(&e),
+            })
+            .collect();
+        Ok(Response::new(pb::PresenceBatchReply { results }))
+    }
+
     async fn presence(
         &self,
         request: Request<pb::PresenceRequest>,

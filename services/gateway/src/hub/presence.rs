@@ -5,7 +5,9 @@
 //! period, which is also how a router that took the room over, or that forgot this gateway,
 //! learns it again. Reports go through the [`Reporter`]'s queues, one task per lane, so a
 //! room's reports reach the router in order and a slow router never blocks a room's
-//! deliveries. A full queue drops the report (counted); the next full refresh repairs it.
+//! deliveries. A lane sends what has queued up together ([`RouterClient::presence_batch`]:
+//! one call per owning router), so a refresh of many rooms costs a few calls. A full queue
+//! drops the report (counted); the next full refresh repairs it.
 
 use std::{
     collections::{HashMap, HashSet},
@@ -26,6 +28,8 @@ pub(crate) const COALESCE: Duration = Duration::from_millis(50);
 const LANE_QUEUE: usize = 4096;
 /// Lanes (report tasks): rooms are spread over them by name.
 const LANES: usize = 4;
+/// Reports a lane sends in one call (one per owning router in a cluster).
+const BATCH: usize = 512;
 
 /// Sends presence reports to routers; cheap to clone.
 #[derive(Clone)]
@@ -46,10 +50,16 @@ impl Reporter {
                 let (tx, mut rx) = mpsc::channel::<(RoomId, PresenceSync)>(LANE_QUEUE);
                 let router = router.clone();
                 tokio::spawn(async move {
-                    while let Some((room, sync)) = rx.recv().await {
-                        if let Err(e) = router.presence(room.clone(), sync).await {
-                            metrics::counter!("chorus_presence_report_errors_total").increment(1);
-                            tracing::debug!(%room, error = %e, "presence report failed");
+                    let mut batch = Vec::with_capacity(BATCH);
+                    while rx.recv_many(&mut batch, BATCH).await > 0 {
+                        let rooms: Vec<RoomId> = batch.iter().map(|(r, _)| r.clone()).collect();
+                        let results = router.presence_batch(std::mem::take(&mut batch)).await;
+                        for (room, result) in rooms.iter().zip(results) {
+                            if let Err(e) = result {
+                                metrics::counter!("chorus_presence_report_errors_total")
+                                    .increment(1);
+                                tracing::debug!(%room, error = %e, "presence report failed");
+                            }
                         }
                     }
                 });
