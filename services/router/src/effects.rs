@@ -9,7 +9,7 @@
 //! [`Working::apply`] is the single definition of an entry's effect: admission runs it after
 //! validating, and recovery runs it again on entries whose effects may not have been written.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 
 use chorus_core::{
     DM_PREFIX, Kind, MemberAction, MemberChange, Message, Role, RoomId, UserId, Visibility,
@@ -56,9 +56,9 @@ pub(crate) struct Working<'a> {
     /// The room's info as stored (before this batch).
     pub(crate) info: Option<RoomInfo>,
     pub(crate) effects: Effects,
-    /// Entries of this batch, by seq, for edits and deletes of messages sent in the same
-    /// batch.
-    fresh: HashMap<u64, Message>,
+    /// The room's last durable seq when the batch started. Edits and deletes act only on
+    /// durable messages: a client learns a seq from its ack, after the batch.
+    durable: u64,
 }
 
 /// What admission decided for a create of a direct room that exists already: answer with the
@@ -66,13 +66,18 @@ pub(crate) struct Working<'a> {
 pub(crate) struct AlreadyOpen;
 
 impl<'a> Working<'a> {
-    pub(crate) fn new(shared: &'a Shared, room: &'a RoomId, info: Option<RoomInfo>) -> Self {
+    pub(crate) fn new(
+        shared: &'a Shared,
+        room: &'a RoomId,
+        info: Option<RoomInfo>,
+        durable: u64,
+    ) -> Self {
         Working {
             shared,
             room,
             info,
             effects: Effects::default(),
-            fresh: HashMap::new(),
+            durable,
         }
     }
 
@@ -101,14 +106,14 @@ impl<'a> Working<'a> {
         })
     }
 
-    /// The current state of message `seq` (before `limit`, the seq being admitted).
+    /// The current state of durable message `seq` (before `limit`, the seq being admitted).
     async fn target(&self, seq: u64, limit: u64) -> Result<Message, RouterError> {
-        if seq == 0 || seq >= limit {
+        if seq == 0 || seq >= limit || seq > self.durable {
             return Err(RouterError::NotFound(format!(
                 "no message {seq} in this room"
             )));
         }
-        if let Some(m) = self.effects.amended.get(&seq).or(self.fresh.get(&seq)) {
+        if let Some(m) = self.effects.amended.get(&seq) {
             return Ok(m.clone());
         }
         let found = self
@@ -238,7 +243,6 @@ impl<'a> Working<'a> {
             }
         }
         self.apply(m).await?;
-        self.fresh.insert(m.seq, m.clone());
         Ok(None)
     }
 

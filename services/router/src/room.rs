@@ -209,7 +209,7 @@ impl RoomActor {
         let from = info.pending_from;
         tracing::info!(room = %self.room, from, last, "applying the effects of entries again");
         let shared = self.shared.clone();
-        let mut working = Working::new(&shared, &self.room, Some(info.clone()));
+        let mut working = Working::new(&shared, &self.room, Some(info.clone()), last);
         let mut cursor = from - 1;
         while cursor < last {
             let page = shared
@@ -286,7 +286,7 @@ impl RoomActor {
         let head = self.load_head().await?;
         let shared = self.shared.clone();
         let info = shared.access.info(&self.room).await?;
-        let mut working = Working::new(&shared, &self.room, info.clone());
+        let mut working = Working::new(&shared, &self.room, info.clone(), head.seq);
         let mut messages: Vec<Message> = Vec::with_capacity(batch.len());
         let mut outcomes = Vec::with_capacity(batch.len());
         let mut in_batch: HashMap<(UserId, String), usize> = HashMap::new();

@@ -140,3 +140,43 @@ async fn effects_interrupted_after_the_append_are_applied_on_the_next_load() {
     assert_eq!(retry.seq, 2);
     assert_eq!(log(&router).await.len(), 3);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn edits_act_only_on_messages_already_durable() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Arc::new(EmbeddedStore::open(dir.path(), EmbeddedConfig::default()).unwrap());
+    let router = Router::new(
+        store.clone(),
+        store,
+        Arc::new(MemoryBus::default()),
+        RouterConfig::default(),
+    );
+    let edit = |target| Ext {
+        kind: Kind::Edit,
+        target: Some(target),
+        ..Ext::default()
+    };
+    // A guessed seq of a message in the same batch is not a message yet.
+    let results = router
+        .send_batch(vec![
+            req("alice", "c-1", "first", Ext::default()),
+            req("alice", "c-2", "guess", edit(1)),
+        ])
+        .await;
+    assert_eq!(results[0].as_ref().unwrap().seq, 1);
+    assert!(
+        matches!(results[1], Err(RouterError::NotFound(_))),
+        "{results:?}"
+    );
+    // Once acknowledged it can be edited, twice in one batch, the later edit winning.
+    let results = router
+        .send_batch(vec![
+            req("alice", "c-3", "one", edit(1)),
+            req("alice", "c-4", "two", edit(1)),
+        ])
+        .await;
+    assert!(results.iter().all(Result::is_ok), "{results:?}");
+    let now = log(&router).await;
+    assert_eq!(now[0].body, "two");
+    assert_eq!(now[0].ext.edits, [2, 3]);
+}
