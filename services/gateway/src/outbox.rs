@@ -14,7 +14,7 @@ use std::{
     collections::VecDeque,
     sync::{
         Mutex,
-        atomic::{AtomicUsize, Ordering},
+        atomic::{AtomicBool, AtomicUsize, Ordering},
     },
 };
 
@@ -47,6 +47,8 @@ pub struct Outbox {
     pub in_flight: AtomicUsize,
     /// Rooms whose subscription the hub ended (see [`Outbox::revoke`]).
     revoked: Mutex<Vec<RoomId>>,
+    /// Set with `revoked`, so that the check before every client frame takes no lock.
+    any_revoked: AtomicBool,
 }
 
 impl std::fmt::Debug for Outbox {
@@ -65,6 +67,7 @@ impl Outbox {
             max_bytes,
             in_flight: AtomicUsize::new(0),
             revoked: Mutex::new(Vec::new()),
+            any_revoked: AtomicBool::new(false),
         }
     }
 
@@ -119,10 +122,14 @@ impl Outbox {
             .lock()
             .expect("revoked lock is never held across a panic")
             .push(room.clone());
+        self.any_revoked.store(true, Ordering::Release);
     }
 
     /// Rooms revoked since the last call.
     pub fn take_revoked(&self) -> Vec<RoomId> {
+        if !self.any_revoked.swap(false, Ordering::AcqRel) {
+            return Vec::new();
+        }
         std::mem::take(
             &mut *self
                 .revoked
