@@ -168,3 +168,36 @@ pub async fn join_all(peers: &[Peer], window: usize, room: &str, then_leave: boo
         took,
     }
 }
+
+/// What the member benches check at the end: connections lost, and error frames nobody asked
+/// for, over the members' connections and the control ones.
+pub struct Ending {
+    pub lost: u64,
+    pub first_lost: Option<String>,
+    pub stray: u64,
+}
+
+/// Prints the closing figures both member benches share (server and own CPU, lost
+/// connections, stray errors) and returns what they found.
+pub fn report_end(
+    out: &mut crate::stats::Out,
+    server: &crate::stats::ServerProc,
+    own_cpu0: Option<u64>,
+    counts: &crate::peer::Counts,
+    ctl: &crate::peer::Counts,
+) -> Ending {
+    server.report(out, "end", Some(0));
+    if let (Some(a), Some(b)) = (own_cpu0, server.own_cpu_ms()) {
+        out.kv("loadgen_cpu_ms", b - a);
+    }
+    let (lost, first_lost) = counts.lost();
+    let (ctl_lost, ctl_first) = ctl.lost();
+    out.kv("lost_connections", lost + ctl_lost);
+    let stray = counts.stray_errors() + ctl.stray_errors();
+    out.kv("stray_errors", stray);
+    Ending {
+        lost: lost + ctl_lost,
+        first_lost: first_lost.or(ctl_first),
+        stray,
+    }
+}

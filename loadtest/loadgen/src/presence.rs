@@ -327,15 +327,8 @@ pub async fn run(target: Arc<Target>, args: PresenceArgs, prefix: &str) -> anyho
         server.report(&mut out, "churn", cpu);
     }
 
-    server.report(&mut out, "end", Some(0));
-    if let (Some(a), Some(b)) = (own_cpu0, server.own_cpu_ms()) {
-        out.kv("loadgen_cpu_ms", b - a);
-    }
-    let (lost, first_lost) = counts.lost();
-    let (ctl_lost, ctl_first) = ctl.lost();
-    out.kv("lost_connections", lost + ctl_lost);
-    let stray = counts.stray_errors() + ctl.stray_errors();
-    out.kv("stray_errors", stray);
+    let end = members::report_end(&mut out, &server, own_cpu0, &counts, &ctl);
+    let stray = end.stray;
     let malformed = view.malformed.load(std::sync::atomic::Ordering::Relaxed);
     out.kv("malformed_diffs", malformed);
     out.print()?;
@@ -344,11 +337,11 @@ pub async fn run(target: Arc<Target>, args: PresenceArgs, prefix: &str) -> anyho
     all_peers.push(observer);
     all_peers.push(owner);
     peer::close_all(all_peers).await;
-    if lost + ctl_lost > 0 {
+    if end.lost > 0 {
         bail!(
             "{} connections were lost, first: {}",
-            lost + ctl_lost,
-            first_lost.or(ctl_first).unwrap_or_default()
+            end.lost,
+            end.first_lost.unwrap_or_default()
         );
     }
     if stray > 0 || malformed > 0 {

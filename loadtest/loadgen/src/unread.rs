@@ -297,15 +297,8 @@ pub async fn run(target: Arc<Target>, args: UnreadArgs, prefix: &str) -> anyhow:
         server.report(&mut out, "multi", cpu);
     }
 
-    server.report(&mut out, "end", Some(0));
-    if let (Some(a), Some(b)) = (own_cpu0, server.own_cpu_ms()) {
-        out.kv("loadgen_cpu_ms", b - a);
-    }
-    let (lost, first_lost) = counts.lost();
-    let (ctl_lost, ctl_first) = ctl.lost();
-    out.kv("lost_connections", lost + ctl_lost);
-    let stray = counts.stray_errors() + ctl.stray_errors();
-    out.kv("stray_errors", stray);
+    let end = members::report_end(&mut out, &server, own_cpu0, &counts, &ctl);
+    let stray = end.stray;
     out.print()?;
 
     let mut all_peers: Vec<Peer> = peers;
@@ -318,11 +311,11 @@ pub async fn run(target: Arc<Target>, args: UnreadArgs, prefix: &str) -> anyhow:
     if let Some(w) = multi_wrong {
         problems.push(format!("the many-rooms user: {w}"));
     }
-    if lost + ctl_lost > 0 {
+    if end.lost > 0 {
         problems.push(format!(
             "{} connections were lost, first: {}",
-            lost + ctl_lost,
-            first_lost.or(ctl_first).unwrap_or_default()
+            end.lost,
+            end.first_lost.unwrap_or_default()
         ));
     }
     if stray > 0 {
