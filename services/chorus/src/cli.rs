@@ -131,6 +131,12 @@ pub struct GatewayArgs {
     /// gRPC connections (HTTP/2 channels) kept to each router.
     #[arg(long, env = "CHORUS_ROUTER_CHANNELS", default_value_t = 2)]
     pub router_channels: usize,
+    /// Serve the web chat app at / (and the browser SDK at /sdk/).
+    #[arg(long, env = "CHORUS_WEB", default_value_t = false, action = clap::ArgAction::Set, num_args = 0..=1, default_missing_value = "true")]
+    pub web: bool,
+    /// Over how long a draining gateway (SIGTERM) tells its clients to reconnect elsewhere.
+    #[arg(long, env = "CHORUS_DRAIN_WINDOW", default_value = "10s", value_parser = parse_duration)]
+    pub drain_window: Duration,
     #[command(flatten)]
     pub cluster: ClusterArgs,
     #[command(flatten)]
@@ -267,8 +273,17 @@ pub struct StandaloneArgs {
     pub jwt_secret: Option<String>,
     /// Development mode: without a secret, generate one (kept in the data directory) and
     /// print how to mint tokens with it. Never use in production.
+    /// It also turns on the web app's sign-in by name (`POST /v1/dev/token`), and so requires
+    /// a loopback --listen address.
     #[arg(long)]
     pub dev: bool,
+    /// Serve the web chat app at / (and the browser SDK at /sdk/); `--web=false` turns it off.
+    #[arg(long, env = "CHORUS_WEB", default_value_t = true, action = clap::ArgAction::Set, num_args = 0..=1, default_missing_value = "true")]
+    pub web: bool,
+    /// Over how long a stopping server (SIGTERM) tells its clients to reconnect. Standalone has
+    /// no other server to send them to, so by default it tells them all at once.
+    #[arg(long, env = "CHORUS_DRAIN_WINDOW", default_value = "0s", value_parser = parse_duration)]
+    pub drain_window: Duration,
     #[command(flatten)]
     pub limits: LimitArgs,
     #[command(flatten)]
@@ -324,9 +339,13 @@ pub struct LimitArgs {
     /// Per-connection WebSocket read buffer in bytes (grows for larger frames).
     #[arg(long, env = "CHORUS_WS_READ_BUFFER_BYTES", default_value_t = GatewayConfig::default().read_buffer_bytes)]
     pub ws_read_buffer_bytes: usize,
-    /// How long shutdown waits for connections to close.
+    /// How long shutdown waits for connections to close after the drain window.
     #[arg(long, env = "CHORUS_DRAIN_TIMEOUT", default_value = "10s", value_parser = parse_duration)]
     pub drain_timeout: Duration,
+    /// Origins of web pages served elsewhere that may use /v1/info and the SSE transport
+    /// (CORS), comma-separated, or `*`. Empty: the gateway's own pages only.
+    #[arg(long, env = "CHORUS_ALLOWED_ORIGINS", value_delimiter = ',')]
+    pub allowed_origins: Vec<String>,
     /// Largest total of a message's attachments in bytes (decoded); more gets `too_large`.
     #[arg(long, env = "CHORUS_MAX_ATTACHMENT_BYTES", default_value_t = GatewayConfig::default().max_attachment_bytes)]
     pub max_attachment_bytes: usize,
@@ -365,6 +384,7 @@ impl LimitArgs {
             event_rate: self.event_rate,
             event_burst: self.event_burst,
             presence_refresh: self.presence_refresh,
+            allowed_origins: self.allowed_origins.clone(),
             ..GatewayConfig::default()
         }
     }

@@ -44,7 +44,11 @@ async fn run_gateway(args: GatewayArgs) -> anyhow::Result<()> {
     let config = GatewayNodeConfig {
         listen: args.listen,
         jwt_secret: args.jwt_secret.into_bytes(),
-        gateway: args.limits.gateway_config(),
+        gateway: chorus_gateway::GatewayConfig {
+            web: args.web,
+            drain_window: args.drain_window,
+            ..args.limits.gateway_config()
+        },
         nats_url: args.cluster.nats_url.clone(),
         membership: args.cluster.membership(),
         routers: chorus_cluster::client::RingClientConfig {
@@ -55,12 +59,7 @@ async fn run_gateway(args: GatewayArgs) -> anyhow::Result<()> {
     };
     let running = cluster::start_gateway(config).await?;
     println!("chorus gateway listening on http://{}", running.addr);
-    let handle = running.handle.clone();
-    tokio::spawn(async move {
-        wait_for_signal().await;
-        tracing::info!("shutting down: closing connections with 1001");
-        handle.shutdown();
-    });
+    drain_on_signal(running.handle.clone());
     running.done.await.context("gateway task panicked")??;
     Ok(())
 }
@@ -141,6 +140,13 @@ fn token(args: TokenArgs) -> anyhow::Result<()> {
 }
 
 async fn run_standalone(args: StandaloneArgs) -> anyhow::Result<()> {
+    if args.dev && !args.listen.ip().is_loopback() {
+        bail!(
+            "--dev signs in anyone by name, so it listens on loopback only (got {}); \
+             run without --dev and with CHORUS_JWT_SECRET to serve other hosts",
+            args.listen
+        );
+    }
     let (secret, generated) = match (args.jwt_secret, args.dev) {
         (Some(secret), _) => (secret, false),
         (None, true) => (standalone::dev_secret(&args.data_dir)?, true),
@@ -154,7 +160,12 @@ async fn run_standalone(args: StandaloneArgs) -> anyhow::Result<()> {
         listen: args.listen,
         data_dir: args.data_dir.clone(),
         jwt_secret: secret.clone().into_bytes(),
-        gateway: args.limits.gateway_config(),
+        gateway: chorus_gateway::GatewayConfig {
+            web: args.web,
+            dev_sign_in: args.dev,
+            drain_window: args.drain_window,
+            ..args.limits.gateway_config()
+        },
         router: args
             .rooms
             .router_config(args.limits.max_body_bytes, args.limits.max_attachment_bytes),
@@ -163,6 +174,13 @@ async fn run_standalone(args: StandaloneArgs) -> anyhow::Result<()> {
     let running = standalone::start(config).await?;
     let addr = running.addr;
     println!("chorus standalone listening on http://{addr}");
+    if args.web && chorus_gateway::web::app_embedded() {
+        if args.dev {
+            println!("\n  web app:       open http://{addr}/ and sign in with any name");
+        } else {
+            println!("\n  web app:       http://{addr}/ (sign in with a token)");
+        }
+    }
     if generated {
         let exe = std::env::current_exe().ok();
         let cwd = std::env::current_dir().ok();
@@ -182,14 +200,24 @@ async fn run_standalone(args: StandaloneArgs) -> anyhow::Result<()> {
             dir = args.data_dir.display(),
         );
     }
-    let handle = running.handle.clone();
-    tokio::spawn(async move {
-        wait_for_signal().await;
-        tracing::info!("shutting down: closing connections with 1001");
-        handle.shutdown();
-    });
+    drain_on_signal(running.handle.clone());
     running.done.await.context("server task panicked")??;
     Ok(())
+}
+
+/// On SIGTERM or Ctrl-C, drains the gateway; a second signal exits at once.
+fn drain_on_signal(handle: chorus_gateway::GatewayHandle) {
+    tokio::spawn(async move {
+        wait_for_signal().await;
+        tracing::info!(
+            "draining: readiness fails, clients are told to reconnect (close 1001); \
+             a second signal exits at once"
+        );
+        handle.shutdown();
+        wait_for_signal().await;
+        tracing::warn!("second signal: exiting without waiting for the drain");
+        std::process::exit(130);
+    });
 }
 
 async fn wait_for_signal() {

@@ -89,11 +89,11 @@ async fn send_until_broken(url: String, user: String, ledger: Arc<Mutex<Ledger>>
             .unwrap()
             .in_flight
             .push((user.clone(), cmid.clone()));
-        if c.ws.send(Message::text(req.to_string())).await.is_err() {
+        if c.ws().send(Message::text(req.to_string())).await.is_err() {
             return;
         }
         loop {
-            let frame = match c.ws.next().await {
+            let frame = match c.ws().next().await {
                 Some(Ok(Message::Text(t))) => serde_json::from_str::<Value>(&t).unwrap(),
                 Some(Ok(_)) => continue,
                 _ => return, // killed

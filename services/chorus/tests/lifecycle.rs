@@ -25,7 +25,7 @@ async fn stalled_client(server: &Server, room: &str) -> Client {
         tokio_tungstenite::client_async(req, tokio_tungstenite::MaybeTlsStream::Plain(stream))
             .await
             .unwrap();
-    let mut c = Client { ws, next_id: 0 };
+    let mut c = Client::over(ws);
     c.expect("ready").await;
     c.join(room, None).await;
     c
@@ -148,7 +148,7 @@ async fn connections_beyond_the_limit_get_http_503() {
         other => panic!("expected HTTP 503, got {:?}", other.map(|_| ())),
     }
     // A slot frees when a connection closes.
-    b.ws.close(None).await.unwrap();
+    b.ws().close(None).await.unwrap();
     drop(b);
     let handle = server.handle();
     for _ in 0..100 {

@@ -448,6 +448,9 @@ pub enum ServerFrame<'a> {
         id: Option<&'a RequestId>,
         user: &'a UserId,
         conn_id: u64,
+        /// The session of an SSE stream, for its `POST /v1/sse/<session>` requests.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        session: Option<&'a str>,
         protocol: u32,
         limits: &'a AnnouncedLimits,
     },
@@ -517,6 +520,11 @@ pub enum ServerFrame<'a> {
         #[serde(skip_serializing_if = "Option::is_none")]
         id: Option<&'a RequestId>,
     },
+    /// Sent before a draining server closes the connection (close code 1001): reconnect now,
+    /// to the same address (another server answers it), and resume.
+    Reconnect { reason: &'a str },
+    /// The end of an SSE stream, where a WebSocket would get a close frame: the same codes.
+    Close { code: u16, reason: &'a str },
     Error {
         #[serde(skip_serializing_if = "Option::is_none")]
         id: Option<&'a RequestId>,

@@ -36,8 +36,18 @@ pub struct GatewayConfig {
     /// Recent frames each hub room keeps to hand a joining connection over from backlog to live
     /// without another read.
     pub hub_ring: usize,
-    /// How long a shutdown waits for connections to close after telling them to go away.
+    /// How long a shutdown waits for connections to close after the drain window.
     pub drain_timeout: Duration,
+    /// Over how long a draining gateway tells its connections to reconnect elsewhere (each
+    /// connection at its own moment within it).
+    pub drain_window: Duration,
+    /// Serve the web app (`/`, `/app/…`, `/sdk/…`).
+    pub web: bool,
+    /// Mint tokens for any user name at `POST /v1/dev/token` (standalone `--dev` only).
+    pub dev_sign_in: bool,
+    /// Origins allowed to call `/v1/info` and the SSE transport from a browser page served
+    /// elsewhere (CORS). Empty: same origin only. `*`: any.
+    pub allowed_origins: Vec<String>,
     /// Largest total of a message's attachments, decoded. Larger: `too_large`.
     pub max_attachment_bytes: usize,
     /// Most attachments on one message. More: `limit_exceeded`.
@@ -69,6 +79,10 @@ impl Default for GatewayConfig {
             read_buffer_bytes: 2048,
             hub_ring: 64,
             drain_timeout: Duration::from_secs(10),
+            drain_window: Duration::from_secs(10),
+            web: false,
+            dev_sign_in: false,
+            allowed_origins: Vec::new(),
             max_attachment_bytes: 256 * 1024,
             max_attachments: 10,
             event_rate: 20.0,

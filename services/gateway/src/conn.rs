@@ -9,6 +9,9 @@
 //! A connection's failure is logged once, here, when the task ends.
 
 mod features;
+mod socket;
+
+pub(crate) use socket::{Incoming, Socket};
 
 use std::{
     collections::HashMap,
@@ -16,7 +19,7 @@ use std::{
     time::{Duration, Instant},
 };
 
-use axum::extract::ws::{CloseFrame, Message as WsMessage, Utf8Bytes, WebSocket};
+use axum::extract::ws::Utf8Bytes;
 use chorus_core::{
     Ext, RoomId, UserId,
     protocol::{
@@ -26,7 +29,6 @@ use chorus_core::{
     router::{HistoryAnchor, HistoryRequest, JoinRequest, SendRequest},
     time::now_ms,
 };
-use futures_util::SinkExt;
 use tokio::sync::mpsc;
 
 use crate::{
@@ -86,8 +88,10 @@ struct SendJob {
     started: Instant,
 }
 
-struct Conn {
-    socket: WebSocket,
+struct Conn<S> {
+    socket: S,
+    /// The SSE session id, announced in `ready` (None on a WebSocket).
+    session: Option<String>,
     shared: Arc<Shared>,
     outbox: Arc<Outbox>,
     conn_id: u64,
@@ -105,12 +109,14 @@ struct Conn {
     batch: Vec<Utf8Bytes>,
 }
 
-/// Serves one upgraded socket until it ends. `header_auth` is the outcome of an
-/// `Authorization` header on the upgrade, if there was one.
-pub(crate) async fn run(
-    socket: WebSocket,
+/// Serves one client transport until it ends. `header_auth` is the outcome of an
+/// `Authorization` header on the request that opened it, if there was one (an SSE stream
+/// always has one); `session` is the SSE session id.
+pub(crate) async fn run<S: Socket>(
+    socket: S,
     shared: Arc<Shared>,
     header_auth: Option<Result<Identity, AuthError>>,
+    session: Option<String>,
 ) {
     let conn_id = shared.next_conn_id();
     shared.metrics.connections.increment(1.0);
@@ -122,6 +128,7 @@ pub(crate) async fn run(
         Ok((identity, reply_id)) => {
             let mut conn = Conn {
                 socket,
+                session,
                 outbox: Arc::new(Outbox::new(shared.config.outbound_queue_bytes)),
                 conn_id,
                 bucket: TokenBucket::new(
@@ -164,33 +171,34 @@ pub(crate) async fn run(
     shared.release_connection();
 }
 
-async fn send_close(
-    socket: &mut WebSocket,
+async fn send_close<S: Socket>(
+    socket: &mut S,
     code: u16,
     reason: &'static str,
     limit: Duration,
 ) -> Result<(), ()> {
-    let frame = WsMessage::Close(Some(CloseFrame {
-        code,
-        reason: Utf8Bytes::from_static(reason),
-    }));
-    match tokio::time::timeout(limit, socket.send(frame)).await {
+    match tokio::time::timeout(limit, socket.close(code, reason)).await {
         Ok(Ok(())) => Ok(()),
         _ => Err(()),
     }
 }
 
-async fn send_text(socket: &mut WebSocket, text: String, limit: Duration) -> Result<(), End> {
-    match tokio::time::timeout(limit, socket.send(WsMessage::Text(text.into()))).await {
+async fn send_text<S: Socket>(socket: &mut S, text: String, limit: Duration) -> Result<(), End> {
+    let written = tokio::time::timeout(limit, async {
+        socket.feed(text.into()).await?;
+        socket.flush().await
+    })
+    .await;
+    match written {
         Ok(Ok(())) => Ok(()),
-        Ok(Err(e)) => Err(End::Socket(e.to_string())),
+        Ok(Err(e)) => Err(End::Socket(e)),
         Err(_) => Err(End::WriteTimeout),
     }
 }
 
 /// Refuses authentication: an `unauthorized` error frame, then the caller closes with 4001.
-async fn refuse(
-    socket: &mut WebSocket,
+async fn refuse<S: Socket>(
+    socket: &mut S,
     shared: &Shared,
     id: Option<&RequestId>,
     message: &'static str,
@@ -214,17 +222,17 @@ fn auth_message(e: &AuthError) -> &'static str {
     }
 }
 
-async fn authenticate(
-    mut socket: WebSocket,
+async fn authenticate<S: Socket>(
+    mut socket: S,
     shared: &Shared,
     header_auth: Option<Result<Identity, AuthError>>,
-) -> (WebSocket, Result<(Identity, Option<RequestId>), End>) {
+) -> (S, Result<(Identity, Option<RequestId>), End>) {
     let outcome = check_credentials(&mut socket, shared, header_auth).await;
     (socket, outcome)
 }
 
-async fn check_credentials(
-    socket: &mut WebSocket,
+async fn check_credentials<S: Socket>(
+    socket: &mut S,
     shared: &Shared,
     header_auth: Option<Result<Identity, AuthError>>,
 ) -> Result<(Identity, Option<RequestId>), End> {
@@ -235,10 +243,10 @@ async fn check_credentials(
             let first = tokio::time::timeout(shared.config.auth_timeout, async {
                 loop {
                     match socket.recv().await {
-                        Some(Ok(WsMessage::Text(t))) => return Some(Some(t)),
-                        Some(Ok(WsMessage::Binary(_))) => return Some(None),
-                        Some(Ok(WsMessage::Ping(_) | WsMessage::Pong(_))) => continue,
-                        Some(Ok(WsMessage::Close(_)) | Err(_)) | None => return None,
+                        Incoming::Text(t) => return Some(Some(t)),
+                        Incoming::Binary(_) => return Some(None),
+                        Incoming::Control => continue,
+                        Incoming::Closed | Incoming::Failed(_) => return None,
                     }
                 }
             })
@@ -267,12 +275,13 @@ async fn check_credentials(
     }
 }
 
-impl Conn {
+impl<S: Socket> Conn<S> {
     async fn serve(&mut self, ready_id: Option<RequestId>) -> End {
         let ready = ServerFrame::Ready {
             id: ready_id.as_ref(),
             user: &self.user,
             conn_id: self.conn_id,
+            session: self.session.as_deref(),
             protocol: 1,
             limits: &self.shared.limits,
         };
@@ -284,10 +293,16 @@ impl Conn {
         ping.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let shared = self.shared.clone();
         let outbox = self.outbox.clone();
+        // When the server drains, this connection's moment to go within the drain window.
+        let mut drain_at: Option<tokio::time::Instant> = None;
         loop {
             let step = tokio::select! {
                 biased;
-                _ = shared.shutdown.cancelled() => Err(End::Shutdown),
+                _ = shared.shutdown.cancelled(), if drain_at.is_none() => {
+                    drain_at = Some(tokio::time::Instant::now() + self.drain_delay());
+                    Ok(())
+                }
+                _ = sleep_until(drain_at) => Err(End::Shutdown),
                 _ = outbox.ready() => self.flush_outbox().await,
                 // Handling a client frame is boxed: frames are rate-limited, and inlined the
                 // handler would make every idle connection's task a kilobyte and more larger.
@@ -300,27 +315,36 @@ impl Conn {
         }
     }
 
-    /// Sends the close frame, then reads until the client's close reply (briefly), so frames
-    /// the client had in flight do not turn the close into a TCP reset that loses it.
+    /// How long after a drain begins this connection is told to go: spread evenly over the
+    /// drain window, so its clients do not all reconnect elsewhere at the same instant.
+    fn drain_delay(&self) -> Duration {
+        self.shared
+            .config
+            .drain_window
+            .mul_f64(spread(self.conn_id))
+    }
+
+    /// Sends the close frame (after a `reconnect` frame when draining), then reads until the
+    /// client's close reply (briefly), so frames the client had in flight do not turn the
+    /// close into a TCP reset that loses it.
     async fn finish(&mut self, end: &End) {
         let Some((code, reason)) = end.close_frame() else {
             return;
         };
         let limit = self.shared.config.write_timeout;
+        if matches!(end, End::Shutdown) {
+            let frame = ServerFrame::Reconnect { reason: "shutdown" }.to_json();
+            if send_text(&mut self.socket, frame, limit).await.is_err() {
+                return;
+            }
+        }
         if send_close(&mut self.socket, code, reason, limit)
             .await
             .is_err()
         {
             return;
         }
-        let _ = tokio::time::timeout(CLOSE_LINGER, async {
-            while let Some(Ok(m)) = self.socket.recv().await {
-                if matches!(m, WsMessage::Close(_)) {
-                    break;
-                }
-            }
-        })
-        .await;
+        let _ = tokio::time::timeout(CLOSE_LINGER, self.socket.linger()).await;
     }
 
     async fn on_tick(&mut self, period: Duration) -> Result<(), End> {
@@ -332,33 +356,25 @@ impl Conn {
             .await?;
             return Err(End::Unauthorized("token expired"));
         }
-        if self.heard_from.elapsed() > period * 2 {
+        if S::ANSWERS_PINGS && self.heard_from.elapsed() > period * 2 {
             return Err(End::Silent);
         }
-        match tokio::time::timeout(
-            self.shared.config.write_timeout,
-            self.socket.send(WsMessage::Ping(Default::default())),
-        )
-        .await
-        {
+        match tokio::time::timeout(self.shared.config.write_timeout, self.socket.ping()).await {
             Ok(Ok(())) => Ok(()),
-            Ok(Err(e)) => Err(End::Socket(e.to_string())),
+            Ok(Err(e)) => Err(End::Socket(e)),
             Err(_) => Err(End::WriteTimeout),
         }
     }
 
-    async fn on_incoming(
-        &mut self,
-        incoming: Option<Result<WsMessage, axum::Error>>,
-    ) -> Result<(), End> {
+    async fn on_incoming(&mut self, incoming: Incoming) -> Result<(), End> {
         self.heard_from = Instant::now();
         match incoming {
-            None | Some(Ok(WsMessage::Close(_))) => Err(End::ClientClosed),
+            Incoming::Closed => Err(End::ClientClosed),
             // Beyond the transport cap (twice the limit): the frame was not read, so no
             // graceful refusal is possible.
-            Some(Err(e)) => Err(End::Socket(e.to_string())),
-            Some(Ok(m @ (WsMessage::Text(_) | WsMessage::Binary(_))))
-                if payload_len(&m) > self.shared.config.max_frame_bytes =>
+            Incoming::Failed(e) => Err(End::Socket(e)),
+            ref m @ (Incoming::Text(_) | Incoming::Binary(_))
+                if payload_len(m) > self.shared.config.max_frame_bytes =>
             {
                 let error = WireError::new(
                     ErrorCode::TooLarge,
@@ -372,8 +388,8 @@ impl Conn {
                     .await?;
                 Err(End::TooBig)
             }
-            Some(Ok(WsMessage::Ping(_) | WsMessage::Pong(_))) => Ok(()),
-            Some(Ok(WsMessage::Binary(_))) => {
+            Incoming::Control => Ok(()),
+            Incoming::Binary(_) => {
                 self.shared.metrics.frame_in("binary");
                 self.reply_error(
                     None,
@@ -384,7 +400,7 @@ impl Conn {
                 )
                 .await
             }
-            Some(Ok(WsMessage::Text(text))) => match ClientFrame::parse(&text) {
+            Incoming::Text(text) => match ClientFrame::parse(&text) {
                 Ok(frame) => self.on_frame(frame).await,
                 Err(bad) => {
                     self.shared.metrics.frame_in("invalid");
@@ -796,7 +812,7 @@ impl Conn {
         let batch = &mut self.batch;
         let written = tokio::time::timeout(self.shared.config.write_timeout, async {
             for frame in batch.drain(..) {
-                socket.feed(WsMessage::Text(frame)).await?;
+                socket.feed(frame).await?;
             }
             socket.flush().await
         })
@@ -806,7 +822,7 @@ impl Conn {
         }
         match written {
             Ok(Ok(())) => Ok(()),
-            Ok(Err(e)) => Err(End::Socket(e.to_string())),
+            Ok(Err(e)) => Err(End::Socket(e)),
             Err(_) => Err(End::WriteTimeout),
         }
     }
@@ -827,12 +843,29 @@ fn revoked_after(
     })
 }
 
-fn payload_len(m: &WsMessage) -> usize {
+fn payload_len(m: &Incoming) -> usize {
     match m {
-        WsMessage::Text(t) => t.len(),
-        WsMessage::Binary(b) => b.len(),
+        Incoming::Text(t) => t.len(),
+        Incoming::Binary(len) => *len,
         _ => 0,
     }
+}
+
+/// Sleeps until `at`, or forever without one.
+async fn sleep_until(at: Option<tokio::time::Instant>) {
+    match at {
+        Some(at) => tokio::time::sleep_until(at).await,
+        None => std::future::pending().await,
+    }
+}
+
+/// A fraction in [0, 1) that spreads consecutive connection ids evenly (a SplitMix64 hash).
+fn spread(conn_id: u64) -> f64 {
+    let mut z = conn_id.wrapping_add(0x9E37_79B9_7F4A_7C15);
+    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    z ^= z >> 31;
+    (z >> 11) as f64 / (1u64 << 53) as f64
 }
 
 fn closed_end(c: Closed) -> End {

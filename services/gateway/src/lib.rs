@@ -2,8 +2,10 @@
 //! forwards requests to the router that owns each room, and fans deliveries out to local
 //! subscribers.
 //!
-//! - [`server`]: HTTP routes (`/v1/ws`, `/healthz`, `/readyz`, `/metrics`) and shutdown.
-//! - [`conn`]: one task per connection, the protocol v1 state machine.
+//! - [`server`]: HTTP routes (`/v1/ws`, `/healthz`, `/readyz`, `/metrics`) and the drain.
+//! - [`conn`]: one task per connection, the protocol v1 state machine, over a WebSocket or
+//!   the [`sse`] fallback transport.
+//! - [`web`]: `/v1/info`, the development sign-in, the embedded web app and SDK, CORS.
 //! - [`hub`]: one task per room with local subscribers: a single bus subscription per room,
 //!   gap detection and backfill, and the race-free hand-over from backlog to live.
 //! - [`outbox`]: the bounded queue between the hub and a connection.
@@ -19,6 +21,8 @@ pub mod metrics;
 pub mod outbox;
 pub mod ratelimit;
 pub mod server;
+pub mod sse;
+pub mod web;
 
 pub use auth::Authenticator;
 pub use config::GatewayConfig;

@@ -1,5 +1,6 @@
-//! HTTP side of the gateway: the WebSocket endpoint, health, readiness, metrics, and the
-//! shutdown sequence (stop accepting, close every connection with 1001, wait for them).
+//! HTTP side of the gateway: the WebSocket endpoint, the SSE transport, the web app, health,
+//! readiness, metrics, and the drain (fail readiness, stop accepting, tell every connection
+//! to reconnect elsewhere over the drain window, wait for them).
 
 use std::{
     net::SocketAddr,
@@ -14,7 +15,7 @@ use axum::{
     extract::{State, WebSocketUpgrade},
     http::{HeaderMap, StatusCode, header},
     response::{IntoResponse, Response},
-    routing::get,
+    routing::{get, post},
     serve::ListenerExt,
 };
 use chorus_core::{
@@ -26,7 +27,9 @@ use metrics_exporter_prometheus::PrometheusHandle;
 use tokio::net::TcpListener;
 use tokio_util::{sync::CancellationToken, task::TaskTracker};
 
-use crate::{GatewayConfig, auth::Authenticator, conn, hub::Hub, metrics::GatewayMetrics};
+use crate::{
+    GatewayConfig, auth::Authenticator, conn, hub::Hub, metrics::GatewayMetrics, sse, web,
+};
 
 /// Everything a connection task needs, shared by all of them.
 ///
@@ -40,10 +43,12 @@ pub(crate) struct Shared {
     pub(crate) limits: AnnouncedLimits,
     pub(crate) metrics: GatewayMetrics,
     pub(crate) shutdown: CancellationToken,
+    /// Open SSE sessions, for their POSTs.
+    pub(crate) sse: Arc<sse::Sessions>,
     draining: AtomicBool,
     connections: AtomicUsize,
     next_conn_id: AtomicU64,
-    tasks: TaskTracker,
+    pub(crate) tasks: TaskTracker,
     prometheus: Option<PrometheusHandle>,
 }
 
@@ -52,7 +57,7 @@ impl Shared {
         self.next_conn_id.fetch_add(1, Ordering::Relaxed)
     }
 
-    fn try_admit(&self) -> bool {
+    pub(crate) fn try_admit(&self) -> bool {
         let max = self.config.max_connections;
         self.connections
             .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| {
@@ -86,7 +91,8 @@ impl std::fmt::Debug for GatewayHandle {
 }
 
 impl GatewayHandle {
-    /// Fails readiness, stops accepting, and tells every connection to go away (1001).
+    /// Fails readiness, stops accepting, and over the drain window tells every connection to
+    /// reconnect elsewhere (`reconnect`, then close 1001).
     pub fn shutdown(&self) {
         self.shared.draining.store(true, Ordering::Release);
         self.shared.shutdown.cancel();
@@ -94,6 +100,11 @@ impl GatewayHandle {
 
     pub fn connections(&self) -> usize {
         self.shared.connections.load(Ordering::Acquire)
+    }
+
+    /// Open SSE sessions (each also counts as a connection).
+    pub fn sse_sessions(&self) -> usize {
+        self.shared.sse.len()
     }
 }
 
@@ -130,6 +141,7 @@ impl Gateway {
                 config,
                 metrics,
                 shutdown: CancellationToken::new(),
+                sse: Arc::default(),
                 draining: AtomicBool::new(false),
                 connections: AtomicUsize::new(0),
                 next_conn_id: AtomicU64::new(1),
@@ -147,16 +159,34 @@ impl Gateway {
 
     /// The gateway's routes, for embedding in a larger axum app.
     pub fn routes(&self) -> Router {
-        Router::new()
+        // What a page served elsewhere may call (CORS, when origins are configured).
+        let api = Router::new()
+            .route("/v1/info", get(web::info))
+            .route("/v1/sse", get(sse::open))
+            .route("/v1/sse/{session}", post(sse::post))
+            .layer(axum::middleware::from_fn_with_state(
+                self.shared.clone(),
+                web::cors,
+            ));
+        let mut routes = Router::new()
             .route("/v1/ws", get(ws_upgrade))
+            .route("/v1/dev/token", post(web::dev_token))
             .route("/healthz", get(|| async { "ok\n" }))
             .route("/readyz", get(readyz))
             .route("/metrics", get(metrics))
-            .with_state(self.shared.clone())
+            .merge(api);
+        if self.shared.config.web {
+            routes = routes
+                .route("/", get(web::index))
+                .route("/app/{*file}", get(web::app_file))
+                .route("/sdk/{*file}", get(web::sdk_file));
+        }
+        routes.with_state(self.shared.clone())
     }
 
-    /// Serves until [`GatewayHandle::shutdown`], then waits up to the drain timeout for every
-    /// connection to close.
+    /// Serves until [`GatewayHandle::shutdown`], then drains: every connection is told to
+    /// reconnect within the drain window, and the gateway waits up to the drain timeout
+    /// beyond it for them to close.
     pub async fn serve(self, listener: TcpListener, extra: Router) -> std::io::Result<()> {
         let app = self.routes().merge(extra);
         let token = self.shared.shutdown.clone();
@@ -167,20 +197,37 @@ impl Gateway {
                 tracing::debug!(error = %e, "could not set TCP_NODELAY");
             }
         });
-        axum::serve(
-            listener,
-            app.into_make_service_with_connect_info::<SocketAddr>(),
-        )
-        .with_graceful_shutdown(token.cancelled_owned())
-        .await?;
+        let mut http = tokio::spawn(
+            axum::serve(
+                listener,
+                app.into_make_service_with_connect_info::<SocketAddr>(),
+            )
+            .with_graceful_shutdown(token.clone().cancelled_owned())
+            .into_future(),
+        );
+        tokio::select! {
+            _ = token.cancelled() => {}
+            served = &mut http => return served.map_err(std::io::Error::other)?,
+        }
         self.shared.tasks.close();
-        let drained =
-            tokio::time::timeout(self.shared.config.drain_timeout, self.shared.tasks.wait()).await;
-        if drained.is_err() {
+        let config = &self.shared.config;
+        let limit = config.drain_window + config.drain_timeout;
+        if tokio::time::timeout(limit, self.shared.tasks.wait())
+            .await
+            .is_err()
+        {
             tracing::warn!(
                 open = self.handle().connections(),
                 "drain timeout: closing remaining connections"
             );
+        }
+        // Every connection task has ended, so what HTTP still holds (an SSE response a client
+        // stopped reading) has nothing more to say.
+        if tokio::time::timeout(std::time::Duration::from_secs(1), &mut http)
+            .await
+            .is_err()
+        {
+            http.abort();
         }
         Ok(())
     }
@@ -205,9 +252,25 @@ async fn metrics(State(shared): State<Arc<Shared>>) -> Response {
     }
 }
 
-fn http_error(status: StatusCode, code: ErrorCode, message: &str) -> Response {
+pub(crate) fn http_error(status: StatusCode, code: ErrorCode, message: &str) -> Response {
     let body = serde_json::json!({ "type": "error", "code": code.as_str(), "message": message });
     (status, Json(body)).into_response()
+}
+
+/// The token of an `Authorization: Bearer` header: None without the header, the reason
+/// when the header is not a bearer token.
+pub(crate) fn bearer(headers: &HeaderMap) -> Option<Result<&str, &'static str>> {
+    let value = headers.get(header::AUTHORIZATION)?;
+    let Ok(value) = value.to_str() else {
+        return Some(Err("invalid Authorization header"));
+    };
+    Some(
+        value
+            .strip_prefix("Bearer ")
+            .or_else(|| value.strip_prefix("bearer "))
+            .map(str::trim)
+            .ok_or("expected Authorization: Bearer <token>"),
+    )
 }
 
 async fn ws_upgrade(
@@ -222,27 +285,11 @@ async fn ws_upgrade(
             "server is shutting down",
         );
     }
-    let header_auth = match headers.get(header::AUTHORIZATION).map(|v| v.to_str()) {
+    let header_auth = match bearer(&headers) {
         None => None,
-        Some(Ok(v)) => match v
-            .strip_prefix("Bearer ")
-            .or_else(|| v.strip_prefix("bearer "))
-        {
-            Some(token) => Some(shared.auth.verify(token.trim())),
-            None => {
-                return http_error(
-                    StatusCode::UNAUTHORIZED,
-                    ErrorCode::Unauthorized,
-                    "expected Authorization: Bearer <token>",
-                );
-            }
-        },
-        Some(Err(_)) => {
-            return http_error(
-                StatusCode::UNAUTHORIZED,
-                ErrorCode::Unauthorized,
-                "invalid Authorization header",
-            );
+        Some(Ok(token)) => Some(shared.auth.verify(token)),
+        Some(Err(why)) => {
+            return http_error(StatusCode::UNAUTHORIZED, ErrorCode::Unauthorized, why);
         }
     };
     if !shared.try_admit() {
@@ -264,6 +311,6 @@ async fn ws_upgrade(
         .on_failed_upgrade(move |_| on_failure.release_connection())
         .on_upgrade(move |socket| {
             let tasks = shared.tasks.clone();
-            tasks.track_future(conn::run(socket, shared, header_auth))
+            tasks.track_future(conn::run(socket, shared, header_auth, None))
         })
 }

@@ -1,4 +1,5 @@
-//! Test harness: a real server on 127.0.0.1:0 and a real WebSocket client.
+//! Test harness: a real server on 127.0.0.1:0 and a real client, over a WebSocket or (for
+//! a server started with [`Server::over_sse`]) the SSE fallback transport.
 //!
 //! The wiring under test is standalone (in-process, own temporary data dir per test) unless a
 //! test starts the cluster wiring through [`cluster`].
@@ -6,6 +7,7 @@
 #![allow(dead_code)]
 
 pub mod cluster;
+pub mod sse;
 
 use std::time::Duration;
 
@@ -30,6 +32,7 @@ impl Server {
             _dir: None,
             cluster: Some(cluster),
             next_gateway: Default::default(),
+            sse: false,
         }
     }
 }
@@ -46,6 +49,8 @@ pub struct Server {
     /// Set for the cluster wiring: its gateways, taken in turn by [`Server::client`].
     pub cluster: Option<cluster::Cluster>,
     next_gateway: std::sync::atomic::AtomicUsize,
+    /// Clients of [`Server::client`] use the SSE transport.
+    pub sse: bool,
 }
 
 impl Server {
@@ -75,9 +80,24 @@ impl Server {
             .mint(&UserId::new(user).unwrap(), Duration::from_secs(3600))
     }
 
+    /// This server, with [`Server::client`] connecting over the SSE transport.
+    pub fn over_sse(mut self) -> Server {
+        self.sse = true;
+        self
+    }
+
     /// Connects with the token in the `Authorization` header and waits for `ready`.
     pub async fn client(&self, user: &str) -> Client {
-        let mut c = Client::connect_with_header(&self.next_ws_url(), &self.token(user)).await;
+        let url = self.next_ws_url();
+        let mut c = if self.sse {
+            let addr = url
+                .strip_prefix("ws://")
+                .and_then(|u| u.strip_suffix("/v1/ws"))
+                .expect("a ws:// URL");
+            Client::connect_sse(addr, &self.token(user)).await
+        } else {
+            Client::connect_with_header(&url, &self.token(user)).await
+        };
         let ready = c.expect("ready").await;
         assert_eq!(ready["user"], user);
         c
@@ -161,6 +181,7 @@ pub async fn start_full(gateway: GatewayConfig, router: chorus_router::RouterCon
         _dir: Some(dir),
         cluster: None,
         next_gateway: Default::default(),
+        sse: false,
     }
 }
 
@@ -175,8 +196,20 @@ pub fn unthrottled() -> GatewayConfig {
 }
 
 pub struct Client {
-    pub ws: WebSocketStream<MaybeTlsStream<TcpStream>>,
+    link: Link,
     pub next_id: u64,
+}
+
+enum Link {
+    Ws(Box<WebSocketStream<MaybeTlsStream<TcpStream>>>),
+    Sse(Box<sse::SseLink>),
+}
+
+/// One read from a link.
+enum Raw {
+    Text(String),
+    Closed(Option<CloseFrame>),
+    Keepalive,
 }
 
 pub enum Event {
@@ -192,14 +225,79 @@ impl Client {
         let (ws, _) = tokio_tungstenite::connect_async(req)
             .await
             .expect("websocket connects");
-        Client { ws, next_id: 1 }
+        Client::over(ws)
     }
 
     pub async fn connect_bare(url: &str) -> Client {
         let (ws, _) = tokio_tungstenite::connect_async(url)
             .await
             .expect("websocket connects");
-        Client { ws, next_id: 1 }
+        Client::over(ws)
+    }
+
+    pub fn over(ws: WebSocketStream<MaybeTlsStream<TcpStream>>) -> Client {
+        Client {
+            link: Link::Ws(Box::new(ws)),
+            next_id: 1,
+        }
+    }
+
+    /// Opens an SSE stream at `addr` (host:port) with the token in the header.
+    pub async fn connect_sse(addr: &str, token: &str) -> Client {
+        let link = sse::SseLink::open(addr, token)
+            .await
+            .unwrap_or_else(|(status, body)| panic!("SSE stream refused: {status} {body}"));
+        Client {
+            link: Link::Sse(Box::new(link)),
+            next_id: 1,
+        }
+    }
+
+    /// The WebSocket of a WebSocket client.
+    pub fn ws(&mut self) -> &mut WebSocketStream<MaybeTlsStream<TcpStream>> {
+        match &mut self.link {
+            Link::Ws(ws) => ws,
+            Link::Sse(_) => panic!("this client uses the SSE transport"),
+        }
+    }
+
+    /// The SSE link of an SSE client.
+    pub fn sse(&mut self) -> &mut sse::SseLink {
+        match &mut self.link {
+            Link::Sse(link) => link,
+            Link::Ws(_) => panic!("this client uses a WebSocket"),
+        }
+    }
+
+    async fn next_raw(&mut self) -> Raw {
+        match &mut self.link {
+            Link::Ws(ws) => match ws.next().await {
+                Some(Ok(Message::Text(t))) => Raw::Text(t.to_string()),
+                Some(Ok(Message::Close(frame))) => Raw::Closed(frame),
+                Some(Ok(Message::Ping(_) | Message::Pong(_))) => Raw::Keepalive,
+                Some(Ok(other)) => panic!("unexpected message {other:?}"),
+                Some(Err(
+                    tungstenite::Error::ConnectionClosed | tungstenite::Error::AlreadyClosed,
+                ))
+                | None => Raw::Closed(None),
+                Some(Err(e)) => panic!("socket error {e}"),
+            },
+            Link::Sse(link) => match link.next_event().await {
+                sse::SseEvent::Data(text) => {
+                    let v: Value = serde_json::from_str(&text).unwrap();
+                    if v["type"] == "close" {
+                        Raw::Closed(Some(CloseFrame {
+                            code: (v["code"].as_u64().unwrap() as u16).into(),
+                            reason: v["reason"].as_str().unwrap_or("").to_owned().into(),
+                        }))
+                    } else {
+                        Raw::Text(text)
+                    }
+                }
+                sse::SseEvent::Comment => Raw::Keepalive,
+                sse::SseEvent::End => Raw::Closed(None),
+            },
+        }
     }
 
     pub fn id(&mut self) -> u64 {
@@ -208,33 +306,29 @@ impl Client {
     }
 
     pub async fn send_json(&mut self, v: Value) {
-        self.ws.send(Message::text(v.to_string())).await.unwrap();
+        match &mut self.link {
+            Link::Ws(ws) => ws.send(Message::text(v.to_string())).await.unwrap(),
+            Link::Sse(link) => {
+                let status = link.post(&v.to_string()).await;
+                assert_eq!(status, 202, "POST of {v}");
+            }
+        }
     }
 
     pub async fn send_raw(&mut self, m: Message) {
-        self.ws.send(m).await.unwrap();
+        self.ws().send(m).await.unwrap();
     }
 
     /// The next frame or close, skipping pings.
     pub async fn event(&mut self) -> Event {
         loop {
-            let next = tokio::time::timeout(WAIT, self.ws.next())
+            let next = tokio::time::timeout(WAIT, self.next_raw())
                 .await
                 .expect("server answered in time");
             match next {
-                Some(Ok(Message::Text(t))) => {
-                    return Event::Frame(serde_json::from_str(&t).unwrap());
-                }
-                Some(Ok(Message::Close(frame))) => return Event::Closed(frame),
-                Some(Ok(Message::Ping(_) | Message::Pong(_))) => continue,
-                Some(Ok(other)) => panic!("unexpected message {other:?}"),
-                Some(Err(
-                    tungstenite::Error::ConnectionClosed | tungstenite::Error::AlreadyClosed,
-                ))
-                | None => {
-                    return Event::Closed(None);
-                }
-                Some(Err(e)) => panic!("socket error {e}"),
+                Raw::Text(t) => return Event::Frame(serde_json::from_str(&t).unwrap()),
+                Raw::Closed(frame) => return Event::Closed(frame),
+                Raw::Keepalive => continue,
             }
         }
     }
@@ -333,15 +427,16 @@ impl Client {
     pub async fn assert_quiet(&mut self, ms: u64) {
         let end = tokio::time::Instant::now() + Duration::from_millis(ms);
         loop {
-            match tokio::time::timeout_at(end, self.ws.next()).await {
+            match tokio::time::timeout_at(end, self.next_raw()).await {
                 Err(_) => return,
-                Ok(Some(Ok(Message::Ping(_) | Message::Pong(_)))) => continue,
-                Ok(Some(Ok(Message::Text(t))))
+                Ok(Raw::Keepalive) => continue,
+                Ok(Raw::Text(t))
                     if serde_json::from_str::<Value>(&t).is_ok_and(|f| is_signal(&f)) =>
                 {
                     continue;
                 }
-                Ok(other) => panic!("expected silence, got {other:?}"),
+                Ok(Raw::Text(t)) => panic!("expected silence, got {t}"),
+                Ok(Raw::Closed(f)) => panic!("expected silence, got a close {f:?}"),
             }
         }
     }

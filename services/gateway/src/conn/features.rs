@@ -19,7 +19,7 @@ use chorus_core::{
     time::now_ms,
 };
 
-use super::{Conn, End};
+use super::{Conn, End, Socket};
 
 /// A typing start is forwarded at most this often per room (repeats refresh nothing the
 /// router does not already time out).
@@ -49,7 +49,7 @@ fn member_ext(change: MemberChange) -> Ext {
     }
 }
 
-impl Conn {
+impl<S: Socket> Conn<S> {
     /// Handles every frame of the chat features (see the module docs).
     pub(super) async fn on_feature(&mut self, frame: ClientFrame) -> Result<(), End> {
         let me = self.user.clone();
