@@ -1,0 +1,31 @@
+/**
+ * Exponential backoff with full jitter: the n-th delay (from 0) is uniform in
+ * `[0, min(maxMs, initialMs · 2^n))`. Full jitter spreads a crowd of clients that lost the same
+ * gateway over the whole window instead of having them return in waves.
+ */
+export class Backoff {
+    constructor(initialMs, maxMs, random = Math.random) {
+        this.initialMs = initialMs;
+        this.maxMs = maxMs;
+        this.random = random;
+        this.attempt = 0;
+    }
+    /** How many delays were handed out since the last reset. */
+    get attempts() {
+        return this.attempt;
+    }
+    /** The upper bound of the next delay. */
+    ceiling() {
+        return Math.min(this.maxMs, this.initialMs * 2 ** Math.min(this.attempt, 52));
+    }
+    /** The next delay in ms; each call widens the window until it reaches `maxMs`. */
+    next() {
+        const delay = Math.floor(this.random() * this.ceiling());
+        this.attempt += 1;
+        return delay;
+    }
+    /** Back to the narrowest window, after a success. */
+    reset() {
+        this.attempt = 0;
+    }
+}

@@ -1,0 +1,332 @@
+/**
+ * The connection manager: keeps one authenticated transport open to a gateway, for as long as
+ * the client runs. It chooses the transport (WebSocket first, SSE after two failed starts),
+ * fetches a token before every attempt, waits between attempts with full-jitter backoff, obeys
+ * drain (`reconnect` frame, close 1001) by reconnecting at once, and follows the browser's
+ * `online`/`offline` events.
+ *
+ * It does not know rooms or requests: it reports `ready`, frames and the loss of an open
+ * connection, and the client resumes on top of that.
+ */
+
+import { Backoff } from "./backoff.js";
+import { Emitter } from "./emitter.js";
+import { ChorusError } from "./errors.js";
+import { CloseCode, type ClientFrame, type ReadyFrame, type ServerFrame } from "./frames.js";
+import type { Transport, TransportClose, TransportHandlers, TransportName } from "./transport.js";
+
+export type ConnectionState = "idle" | "connecting" | "open" | "reconnecting" | "closed";
+
+/** A change of connection state: which attempt, how long until it, over which transport. */
+export interface StateChange {
+  state: ConnectionState;
+  /** Consecutive failed attempts so far (0 on the first try after a success). */
+  attempt?: number;
+  /** With `reconnecting`: the wait before the next attempt, in ms. */
+  delayMs?: number;
+  transport?: TransportName | null;
+}
+
+export interface ConnectionEvents {
+  state: StateChange;
+  ready: ReadyFrame;
+  frame: ServerFrame;
+  /** An open (ready) connection ended; requests written on it will get no reply. */
+  lost: TransportClose;
+  error: ChorusError;
+}
+
+/** Makes a transport, or returns null when this platform cannot (no WebSocket constructor). */
+export type TransportFactory = (
+  name: TransportName,
+  params: { baseUrl: string; token: string; handlers: TransportHandlers },
+) => Transport | null;
+
+export interface ConnectionConfig {
+  url: string | (() => string);
+  token: string | (() => string | Promise<string>);
+  /** Allowed transports, most preferred first. */
+  transports: TransportName[];
+  createTransport: TransportFactory;
+  backoff: Backoff;
+  /** A start with no `ready` within this long counts as failed. */
+  readyTimeoutMs: number;
+  /** Drain reconnects wait a random delay below this, so a drained crowd does not stampede. */
+  drainJitterMs: number;
+  /** After falling back, the preferred transport is tried again this long after the switch. */
+  fallbackRetryMs: number;
+  random: () => number;
+}
+
+/** Consecutive failed starts of the preferred transport that trigger the fallback. */
+const FAILURES_BEFORE_FALLBACK = 2;
+
+export class Connection extends Emitter<ConnectionEvents> {
+  private stateValue: ConnectionState = "idle";
+  /** Bumped for every attempt and on stop; handlers of older attempts see a stale value. */
+  private generation = 0;
+  private transport: Transport | null = null;
+  private transportName: TransportName | null = null;
+  private ready = false;
+  private refusedAuth = false;
+  private retryTimer: ReturnType<typeof setTimeout> | null = null;
+  private readyTimer: ReturnType<typeof setTimeout> | null = null;
+  private preferredFailures = 0;
+  /** When the fallback transport was chosen; null while the preferred one is in use. */
+  private fallbackSince: number | null = null;
+  /** The browser said it is offline: no attempts until it says online. */
+  private offline = false;
+  private readonly detachWindow: () => void;
+
+  constructor(private readonly config: ConnectionConfig) {
+    super();
+    this.detachWindow = this.attachWindow();
+  }
+
+  get state(): ConnectionState {
+    return this.stateValue;
+  }
+
+  /** The transport of the current (or last) connection; null before the first attempt. */
+  get currentTransport(): TransportName | null {
+    return this.transportName;
+  }
+
+  get isOpen(): boolean {
+    return this.stateValue === "open";
+  }
+
+  /** Starts connecting; does nothing when already started. */
+  start(): void {
+    if (this.stateValue !== "idle") return;
+    void this.attempt();
+  }
+
+  /** Stops for good: closes the transport and cancels every timer. */
+  stop(): void {
+    if (this.stateValue === "closed") return;
+    this.generation += 1;
+    this.clearTimers();
+    this.detachWindow();
+    const transport = this.transport;
+    this.transport = null;
+    const wasReady = this.ready;
+    this.ready = false;
+    transport?.close(CloseCode.NORMAL, "client closed");
+    this.setState({ state: "closed", transport: this.transportName });
+    if (wasReady) this.emit("lost", { code: CloseCode.NORMAL, reason: "client closed" });
+  }
+
+  /** Writes a frame on the open connection; false when there is none. */
+  send(frame: ClientFrame): boolean {
+    if (!this.ready || !this.transport) return false;
+    this.transport.send(frame);
+    return true;
+  }
+
+  /**
+   * Drops the current connection and reconnects after a backoff delay, e.g. when an ack did
+   * not come in time: a silent connection is better replaced than trusted.
+   */
+  restart(reason: string): void {
+    if (!this.transport) return;
+    this.dropTransport({ code: CloseCode.ABNORMAL, reason }, false);
+  }
+
+  private async attempt(): Promise<void> {
+    this.retryTimer = null;
+    const generation = ++this.generation;
+    const name = this.chooseTransport();
+    this.transportName = name;
+    this.ready = false;
+    this.refusedAuth = false;
+    const state = this.stateValue === "idle" || this.stateValue === "connecting" ? "connecting" : "reconnecting";
+    this.setState({ state, attempt: this.config.backoff.attempts, transport: name });
+
+    let baseUrl: string;
+    let token: string;
+    try {
+      baseUrl = typeof this.config.url === "function" ? this.config.url() : this.config.url;
+      token = typeof this.config.token === "function" ? await this.config.token() : this.config.token;
+    } catch (err) {
+      if (generation !== this.generation) return;
+      this.emit("error", new ChorusError("unauthorized", `token provider failed: ${describe(err)}`));
+      this.scheduleAttempt(this.config.backoff.next());
+      return;
+    }
+    if (generation !== this.generation) return;
+
+    const handlers: TransportHandlers = {
+      frame: (frame) => {
+        if (generation === this.generation) this.onFrame(frame);
+      },
+      closed: (info) => {
+        if (generation === this.generation) this.onClosed(info);
+      },
+    };
+    let transport = this.config.createTransport(name, { baseUrl, token, handlers });
+    if (!transport) {
+      // This platform cannot make the chosen transport: use the other one, if allowed.
+      const other = this.config.transports.find((t) => t !== name);
+      transport = other ? this.config.createTransport(other, { baseUrl, token, handlers }) : null;
+      if (!transport) {
+        this.emit("error", new ChorusError("transport", `no usable transport among ${this.config.transports.join(", ")}`));
+        this.stop();
+        return;
+      }
+      this.transportName = other ?? null;
+      this.fallbackSince ??= Date.now();
+    }
+    this.transport = transport;
+    this.readyTimer = setTimeout(() => {
+      this.readyTimer = null;
+      if (generation !== this.generation || this.ready) return;
+      this.dropTransport({ code: CloseCode.ABNORMAL, reason: `no ready within ${this.config.readyTimeoutMs} ms` }, false);
+    }, this.config.readyTimeoutMs);
+  }
+
+  private onFrame(frame: ServerFrame): void {
+    if (!this.ready) {
+      if (frame.type === "ready") {
+        this.onReady(frame);
+        return;
+      }
+      if (frame.type === "error" && frame.code === "unauthorized") this.refusedAuth = true;
+    } else if (frame.type === "reconnect") {
+      this.emit("frame", frame);
+      // Drain: this gateway is going away; another one behind the same URL takes over.
+      this.dropTransport({ code: CloseCode.GOING_AWAY, reason: `reconnect requested: ${frame.reason}` }, true);
+      return;
+    }
+    this.emit("frame", frame);
+  }
+
+  private onReady(frame: ReadyFrame): void {
+    this.ready = true;
+    if (this.readyTimer) clearTimeout(this.readyTimer);
+    this.readyTimer = null;
+    this.config.backoff.reset();
+    if (this.transportName === this.config.transports[0]) this.preferredFailures = 0;
+    this.setState({ state: "open", attempt: 0, transport: this.transportName });
+    this.emit("ready", frame);
+    this.emit("frame", frame);
+  }
+
+  private onClosed(info: TransportClose): void {
+    this.transport = null;
+    const drain = this.ready && info.code === CloseCode.GOING_AWAY;
+    this.dropTransport(info, drain);
+  }
+
+  /** Ends the current transport (if still there) and plans the next attempt. */
+  private dropTransport(info: TransportClose, drain: boolean): void {
+    this.generation += 1;
+    if (this.readyTimer) clearTimeout(this.readyTimer);
+    this.readyTimer = null;
+    const transport = this.transport;
+    this.transport = null;
+    transport?.close(CloseCode.NORMAL, info.reason);
+    const wasReady = this.ready;
+    this.ready = false;
+
+    const refused = this.refusedAuth || info.code === CloseCode.UNAUTHORIZED;
+    if (info.error && (refused || !wasReady)) this.emit("error", info.error);
+    if (!wasReady && !refused) this.countFailure();
+    // Leave "open" before telling the client, so nothing is written to the dead connection.
+    if (this.offline) {
+      this.setState({ state: "reconnecting", attempt: this.config.backoff.attempts, transport: this.transportName });
+    } else {
+      const delayMs = drain
+        ? Math.floor(this.config.random() * this.config.drainJitterMs)
+        : this.config.backoff.next();
+      this.scheduleAttempt(delayMs);
+    }
+    if (wasReady) this.emit("lost", info);
+  }
+
+  private scheduleAttempt(delayMs: number): void {
+    if (this.stateValue === "closed") return;
+    if (this.retryTimer) clearTimeout(this.retryTimer);
+    this.setState({
+      state: "reconnecting",
+      attempt: this.config.backoff.attempts,
+      delayMs,
+      transport: this.transportName,
+    });
+    this.retryTimer = setTimeout(() => void this.attempt(), delayMs);
+  }
+
+  /** The transport for the next attempt: the preferred one unless it failed to start twice. */
+  private chooseTransport(): TransportName {
+    const [preferred, fallback] = this.config.transports;
+    if (this.fallbackSince !== null && Date.now() - this.fallbackSince >= this.config.fallbackRetryMs) {
+      // Time to try the preferred transport again; one more failure goes straight back.
+      this.fallbackSince = null;
+      this.preferredFailures = FAILURES_BEFORE_FALLBACK - 1;
+    }
+    return this.fallbackSince !== null && fallback ? fallback : preferred;
+  }
+
+  private countFailure(): void {
+    const [preferred, fallback] = this.config.transports;
+    if (!fallback || this.transportName !== preferred) return;
+    this.preferredFailures += 1;
+    if (this.preferredFailures >= FAILURES_BEFORE_FALLBACK) {
+      this.preferredFailures = 0;
+      this.fallbackSince = Date.now();
+    }
+  }
+
+  private setState(change: StateChange): void {
+    if (this.stateValue === "closed" && change.state !== "closed") return;
+    this.stateValue = change.state;
+    this.emit("state", change);
+  }
+
+  private clearTimers(): void {
+    if (this.retryTimer) clearTimeout(this.retryTimer);
+    if (this.readyTimer) clearTimeout(this.readyTimer);
+    this.retryTimer = null;
+    this.readyTimer = null;
+  }
+
+  /** Follows the browser's connectivity events, when there is a browser window. */
+  private attachWindow(): () => void {
+    const win = (globalThis as { window?: Pick<Window, "addEventListener" | "removeEventListener"> }).window;
+    if (!win || typeof win.addEventListener !== "function") return () => undefined;
+    const offline = () => {
+      if (this.offline || this.stateValue === "idle" || this.stateValue === "closed") {
+        this.offline = true;
+        return;
+      }
+      this.offline = true;
+      if (this.retryTimer) clearTimeout(this.retryTimer);
+      this.retryTimer = null;
+      if (this.transport) {
+        this.dropTransport({ code: CloseCode.ABNORMAL, reason: "browser offline" }, false);
+      } else {
+        // An attempt may be waiting for its token: make it stale, then wait for `online`.
+        this.generation += 1;
+        this.setState({ state: "reconnecting", attempt: this.config.backoff.attempts, transport: this.transportName });
+      }
+    };
+    const online = () => {
+      const wasOffline = this.offline;
+      this.offline = false;
+      if (!wasOffline || this.stateValue !== "reconnecting" || this.transport) return;
+      if (this.retryTimer) clearTimeout(this.retryTimer);
+      this.retryTimer = null;
+      void this.attempt();
+    };
+    win.addEventListener("offline", offline);
+    win.addEventListener("online", online);
+    return () => {
+      win.removeEventListener("offline", offline);
+      win.removeEventListener("online", online);
+    };
+  }
+}
+
+function describe(err: unknown): string {
+  return err instanceof Error ? err.message : String(err);
+}
