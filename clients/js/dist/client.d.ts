@@ -6,7 +6,7 @@
 import { type ConnectionState, type StateChange } from "./connection.js";
 import { ChorusError } from "./errors.js";
 import type { AckFrame, Attachment, EventFrame, JoinedFrame, LeftFrame, MembersFrame, MsgFrame, OnlineFrame, PresenceFrame, ReadyFrame, ReceiptsFrame, Role, RoomInfo, ServerFrame, TypingFrame } from "./frames.js";
-import type { TransportName } from "./transport.js";
+import { type TransportName } from "./transport.js";
 export interface ChorusOptions {
     /** Gateway base URL, `http(s)://host:port`; a function is called before every connect. */
     url: string | (() => string);

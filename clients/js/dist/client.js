@@ -14,6 +14,7 @@ import { Requests } from "./requests.js";
 import { Rooms } from "./rooms.js";
 import { ReadMarks, Typing } from "./signals.js";
 import { SseTransport } from "./sse.js";
+import { endpointUrl } from "./transport.js";
 import { WebSocketTransport } from "./websocket.js";
 const DEFAULTS = {
     ackTimeoutMs: 10000,
@@ -69,6 +70,7 @@ export class ChorusClient {
             readyTimeoutMs: options.readyTimeoutMs ?? DEFAULTS.readyTimeoutMs,
             drainJitterMs: options.drainJitterMs ?? DEFAULTS.drainJitterMs,
             fallbackRetryMs: options.fallbackRetryMs ?? DEFAULTS.fallbackRetryMs,
+            reachable: (baseUrl) => answersHttp(fetchFn, baseUrl, options.readyTimeoutMs ?? DEFAULTS.readyTimeoutMs),
             random,
         });
         this.requests = new Requests(this.connection);
@@ -407,4 +409,24 @@ function defined(obj) {
         if (v !== undefined)
             out[k] = v;
     return out;
+}
+/**
+ * Whether the gateway at `baseUrl` answers plain HTTP (`GET /v1/info`) within `timeoutMs`:
+ * any answer below 500 means a WebSocket that fails there is blocked, not down.
+ */
+async function answersHttp(fetchFn, baseUrl, timeoutMs) {
+    if (!fetchFn)
+        return false;
+    const abort = new AbortController();
+    const timer = setTimeout(() => abort.abort(), timeoutMs);
+    try {
+        const res = await fetchFn(endpointUrl(baseUrl, "/v1/info", false), { signal: abort.signal });
+        return res.status < 500;
+    }
+    catch {
+        return false;
+    }
+    finally {
+        clearTimeout(timer);
+    }
 }

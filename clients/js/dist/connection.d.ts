@@ -50,6 +50,12 @@ export interface ConnectionConfig {
     drainJitterMs: number;
     /** After falling back, the preferred transport is tried again this long after the switch. */
     fallbackRetryMs: number;
+    /**
+     * Whether the gateway answers plain HTTP. Asked before falling back: when it does not, the
+     * preferred transport failed because the gateway is down, not blocked, and falling back
+     * would only strand the client on the fallback once the gateway is back.
+     */
+    reachable?: (baseUrl: string) => Promise<boolean>;
     random: () => number;
 }
 export declare class Connection extends Emitter<ConnectionEvents> {
@@ -64,6 +70,8 @@ export declare class Connection extends Emitter<ConnectionEvents> {
     private retryTimer;
     private readyTimer;
     private preferredFailures;
+    /** The preferred transport failed often enough: check reachability before the next attempt. */
+    private fallbackPending;
     /** When the fallback transport was chosen; null while the preferred one is in use. */
     private fallbackSince;
     /** The browser said it is offline: no attempts until it says online. */

@@ -27,6 +27,8 @@ export class Connection extends Emitter {
         this.retryTimer = null;
         this.readyTimer = null;
         this.preferredFailures = 0;
+        /** The preferred transport failed often enough: check reachability before the next attempt. */
+        this.fallbackPending = false;
         /** When the fallback transport was chosen; null while the preferred one is in use. */
         this.fallbackSince = null;
         /** The browser said it is offline: no attempts until it says online. */
@@ -84,7 +86,7 @@ export class Connection extends Emitter {
     async attempt() {
         this.retryTimer = null;
         const generation = ++this.generation;
-        const name = this.chooseTransport();
+        let name = this.chooseTransport();
         this.transportName = name;
         this.ready = false;
         this.refusedAuth = false;
@@ -105,6 +107,19 @@ export class Connection extends Emitter {
         }
         if (generation !== this.generation)
             return;
+        if (this.fallbackPending) {
+            this.fallbackPending = false;
+            const fallback = this.config.transports[1];
+            const reachable = this.config.reachable ? await this.config.reachable(baseUrl) : true;
+            if (generation !== this.generation)
+                return;
+            if (fallback && reachable) {
+                this.fallbackSince = Date.now();
+                name = fallback;
+                this.transportName = name;
+                this.setState({ state, attempt: this.config.backoff.attempts, transport: name });
+            }
+        }
         const handlers = {
             frame: (frame) => {
                 if (generation === this.generation)
@@ -229,7 +244,7 @@ export class Connection extends Emitter {
         this.preferredFailures += 1;
         if (this.preferredFailures >= FAILURES_BEFORE_FALLBACK) {
             this.preferredFailures = 0;
-            this.fallbackSince = Date.now();
+            this.fallbackPending = true;
         }
     }
     setState(change) {

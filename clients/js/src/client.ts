@@ -37,7 +37,7 @@ import { Requests } from "./requests.js";
 import { Rooms } from "./rooms.js";
 import { ReadMarks, Typing } from "./signals.js";
 import { SseTransport, type FetchFunction } from "./sse.js";
-import type { TransportName } from "./transport.js";
+import { endpointUrl, type TransportName } from "./transport.js";
 import { WebSocketTransport, type WebSocketConstructor } from "./websocket.js";
 
 export interface ChorusOptions {
@@ -173,6 +173,7 @@ export class ChorusClient {
       readyTimeoutMs: options.readyTimeoutMs ?? DEFAULTS.readyTimeoutMs,
       drainJitterMs: options.drainJitterMs ?? DEFAULTS.drainJitterMs,
       fallbackRetryMs: options.fallbackRetryMs ?? DEFAULTS.fallbackRetryMs,
+      reachable: (baseUrl) => answersHttp(fetchFn, baseUrl, options.readyTimeoutMs ?? DEFAULTS.readyTimeoutMs),
       random,
     });
     this.requests = new Requests(this.connection);
@@ -560,4 +561,22 @@ function defined<T extends object>(obj: T): { [K in keyof T]: Exclude<T[K], unde
   const out: Record<string, unknown> = {};
   for (const [k, v] of Object.entries(obj)) if (v !== undefined) out[k] = v;
   return out as { [K in keyof T]: Exclude<T[K], undefined> };
+}
+
+/**
+ * Whether the gateway at `baseUrl` answers plain HTTP (`GET /v1/info`) within `timeoutMs`:
+ * any answer below 500 means a WebSocket that fails there is blocked, not down.
+ */
+async function answersHttp(fetchFn: FetchFunction | undefined, baseUrl: string, timeoutMs: number): Promise<boolean> {
+  if (!fetchFn) return false;
+  const abort = new AbortController();
+  const timer = setTimeout(() => abort.abort(), timeoutMs);
+  try {
+    const res = await fetchFn(endpointUrl(baseUrl, "/v1/info", false), { signal: abort.signal });
+    return res.status < 500;
+  } catch {
+    return false;
+  } finally {
+    clearTimeout(timer);
+  }
 }

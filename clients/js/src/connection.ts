@@ -55,6 +55,12 @@ export interface ConnectionConfig {
   drainJitterMs: number;
   /** After falling back, the preferred transport is tried again this long after the switch. */
   fallbackRetryMs: number;
+  /**
+   * Whether the gateway answers plain HTTP. Asked before falling back: when it does not, the
+   * preferred transport failed because the gateway is down, not blocked, and falling back
+   * would only strand the client on the fallback once the gateway is back.
+   */
+  reachable?: (baseUrl: string) => Promise<boolean>;
   random: () => number;
 }
 
@@ -72,6 +78,8 @@ export class Connection extends Emitter<ConnectionEvents> {
   private retryTimer: ReturnType<typeof setTimeout> | null = null;
   private readyTimer: ReturnType<typeof setTimeout> | null = null;
   private preferredFailures = 0;
+  /** The preferred transport failed often enough: check reachability before the next attempt. */
+  private fallbackPending = false;
   /** When the fallback transport was chosen; null while the preferred one is in use. */
   private fallbackSince: number | null = null;
   /** The browser said it is offline: no attempts until it says online. */
@@ -136,7 +144,7 @@ export class Connection extends Emitter<ConnectionEvents> {
   private async attempt(): Promise<void> {
     this.retryTimer = null;
     const generation = ++this.generation;
-    const name = this.chooseTransport();
+    let name = this.chooseTransport();
     this.transportName = name;
     this.ready = false;
     this.refusedAuth = false;
@@ -155,6 +163,18 @@ export class Connection extends Emitter<ConnectionEvents> {
       return;
     }
     if (generation !== this.generation) return;
+    if (this.fallbackPending) {
+      this.fallbackPending = false;
+      const fallback = this.config.transports[1];
+      const reachable = this.config.reachable ? await this.config.reachable(baseUrl) : true;
+      if (generation !== this.generation) return;
+      if (fallback && reachable) {
+        this.fallbackSince = Date.now();
+        name = fallback;
+        this.transportName = name;
+        this.setState({ state, attempt: this.config.backoff.attempts, transport: name });
+      }
+    }
 
     const handlers: TransportHandlers = {
       frame: (frame) => {
@@ -273,7 +293,7 @@ export class Connection extends Emitter<ConnectionEvents> {
     this.preferredFailures += 1;
     if (this.preferredFailures >= FAILURES_BEFORE_FALLBACK) {
       this.preferredFailures = 0;
-      this.fallbackSince = Date.now();
+      this.fallbackPending = true;
     }
   }
 

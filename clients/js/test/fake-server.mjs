@@ -24,6 +24,8 @@ export class FakeChorus {
     /** (conn, frame) => true to handle a frame instead of the default logic */
     this.hooks = [];
     this.acceptWebSocket = true;
+    // Whether plain HTTP (GET /v1/info) answers; false: the gateway is down, not blocked.
+    this.answersHttp = true;
     /** tokens seen in auth frames and SSE headers, in order */
     this.tokens = [];
     /** SSE POST bookkeeping */
@@ -228,6 +230,10 @@ function makeFetch(server) {
     const path = new URL(url).pathname;
     const auth = init.headers?.Authorization ?? "";
     const token = auth.replace(/^Bearer /, "");
+    if ((init.method ?? "GET") === "GET" && path === "/v1/info") {
+      if (!server.answersHttp) throw new TypeError("fetch failed");
+      return new Response(JSON.stringify({ protocol: 1, transports: ["websocket", "sse"] }), { status: 200 });
+    }
     if ((init.method ?? "GET") === "GET" && path === "/v1/sse") {
       if (!token.startsWith("tok-")) {
         server.tokens.push(token);

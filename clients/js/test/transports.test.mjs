@@ -37,6 +37,24 @@ test("WebSocket failing twice before ready moves the client to SSE; POSTs are ND
   assert.equal(server.framesOf("auth").length, 0, "SSE authenticates with the header only");
 });
 
+test("an outage (no WebSocket and no HTTP) is not a blocked WebSocket: the client stays on WebSocket", async (t) => {
+  const server = new FakeChorus();
+  server.acceptWebSocket = false;
+  server.answersHttp = false;
+  const client = new ChorusClient(fastOptions(server));
+  t.after(() => client.close());
+  const states = [];
+  client.on("state", (s) => states.push(s));
+  client.connect();
+  await until(() => states.filter((s) => s.delayMs !== undefined).length >= 5, 3000, "five failed attempts");
+  assert.ok(states.every((s) => s.transport !== "sse"), "never switched to SSE while the gateway was down");
+  // The gateway is back: the client comes back on WebSocket.
+  server.acceptWebSocket = true;
+  server.answersHttp = true;
+  await until(() => client.state === "open", 3000, "open again");
+  assert.equal(client.transport, "websocket");
+});
+
 test("after fallbackRetryMs the next connection tries WebSocket again", async (t) => {
   const server = new FakeChorus();
   server.acceptWebSocket = false;
