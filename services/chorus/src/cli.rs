@@ -41,6 +41,10 @@ pub enum Command {
     Migrate(MigrateArgs),
     /// Print a JWT for a user, signed with CHORUS_JWT_SECRET.
     Token(TokenArgs),
+    /// Send messages to a room: TEXT, or each non-empty line of stdin; one line per ack.
+    Send(SendArgs),
+    /// Print a room's messages as they arrive, resuming after any disconnect.
+    Tail(TailArgs),
 }
 
 /// How a cluster process finds the others.
@@ -301,6 +305,57 @@ pub struct TokenArgs {
     /// HS256 secret the server uses.
     #[arg(long, env = "CHORUS_JWT_SECRET", hide_env_values = true)]
     pub jwt_secret: String,
+}
+
+/// Where and as whom `chorus send` and `chorus tail` connect.
+#[derive(Debug, Args)]
+pub struct ClientArgs {
+    /// Gateway base URL (http:// or https://; a ws:// or wss:// URL is used as is).
+    #[arg(long, env = "CHORUS_URL", default_value = "http://127.0.0.1:8080")]
+    pub url: String,
+    /// The room.
+    #[arg(long)]
+    pub room: String,
+    /// Client token (a JWT, e.g. from `chorus token`).
+    #[arg(long, env = "CHORUS_TOKEN", hide_env_values = true)]
+    pub token: Option<String>,
+    /// Instead of a token: mint one for this user with the server's secret (local use).
+    #[arg(long)]
+    pub user: Option<String>,
+    /// HS256 secret the server uses, for --user.
+    #[arg(long, env = "CHORUS_JWT_SECRET", hide_env_values = true)]
+    pub jwt_secret: Option<String>,
+    /// Print the server's frames as they came, one JSON object per line.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct SendArgs {
+    #[command(flatten)]
+    pub client: ClientArgs,
+    /// Idempotency key of the message; with stdin, the prefix of each line's key.
+    #[arg(long)]
+    pub client_msg_id: Option<String>,
+    /// Give up when the messages are not all acknowledged after this long.
+    #[arg(long, default_value = "30s", value_parser = parse_duration)]
+    pub timeout: Duration,
+    /// The message, words joined by spaces; without it, each non-empty line of stdin.
+    #[arg(value_name = "TEXT")]
+    pub text: Vec<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct TailArgs {
+    #[command(flatten)]
+    pub client: ClientArgs,
+    /// Print the messages after this seq first (0: the whole room); without it, only new
+    /// ones.
+    #[arg(long)]
+    pub since: Option<u64>,
+    /// Exit after printing this many messages.
+    #[arg(long, value_parser = clap::value_parser!(u64).range(1..))]
+    pub limit: Option<u64>,
 }
 
 /// Per-connection limits and timings of a gateway.

@@ -3,5 +3,6 @@
 //! wiring in-process.
 
 pub mod cli;
+pub mod client;
 pub mod cluster;
 pub mod standalone;

@@ -31,6 +31,8 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Gateway(args) => runtime()?.block_on(run_gateway(args)),
         Command::Router(args) => runtime()?.block_on(run_router(args)),
         Command::Migrate(args) => runtime()?.block_on(run_migrate(args)),
+        Command::Send(args) => Ok(runtime()?.block_on(chorus::client::send(args))?),
+        Command::Tail(args) => Ok(runtime()?.block_on(chorus::client::tail(args))?),
     }
 }
 
