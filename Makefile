@@ -4,7 +4,7 @@
 CARGO ?= cargo
 DATA_DIR ?= .chorus-data
 
-.PHONY: run test lint unit build up down bench clean
+.PHONY: run test lint unit clients build up down bench clean
 
 ## Build and start standalone on 127.0.0.1:8080 in dev mode (prints how to get a token).
 run:
@@ -18,9 +18,16 @@ lint:
 	$(CARGO) fmt --all --check
 	$(CARGO) clippy --workspace --all-targets --locked -- -D warnings
 
-## Real services (nats-server) are installed, started on test ports and stopped around the run.
+## Real services (nats-server, Cassandra) are installed, started on test ports and stopped
+## around the run; the clients' tests (SDK, cluster drain, browser tests in Chromium) run on
+## the same services after the Rust tests, with the chorus binary those built.
 unit:
-	bash scripts/with-test-services.sh $(CARGO) test --workspace --locked
+	bash scripts/with-test-services.sh sh -c '$(CARGO) test --workspace --locked && $(CARGO) build --locked -p chorus && bash scripts/clients-test.sh'
+
+## Only the clients' tests (SDK, cluster drain, browser): faster when the Rust side is unchanged.
+clients:
+	$(CARGO) build --locked -p chorus
+	bash scripts/with-test-services.sh bash scripts/clients-test.sh
 
 build:
 	$(CARGO) build --release --locked -p chorus
