@@ -389,7 +389,8 @@ e2e("c", "gateway restart mid-conversation: both reconnect, nothing lost or doub
   await server.start();
   for (const u of [alice, bob]) await waitConnected(u.page, 60_000);
   const transports = await Promise.all([alice, bob].map((u) => u.page.getByTestId("transport").getAttribute("data-transport")));
-  console.log(`#   back after the restart over: alice ${transports[0]}, bob ${transports[1]}`);
+  // A restart is an outage, not a blocked WebSocket: nobody is left on the SSE fallback.
+  assert.deepEqual(transports, ["websocket", "websocket"], "back on WebSocket after the restart");
   for (const u of [alice, bob]) await waitMessage(u.page, "sent during the outage", 30_000);
   await eventually("alice's pending list to empty", async () => (await alice.page.getByTestId("pending-message").count()) === 0);
   await send(bob, "after the restart");

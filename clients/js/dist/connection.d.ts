@@ -70,8 +70,14 @@ export declare class Connection extends Emitter<ConnectionEvents> {
     private retryTimer;
     private readyTimer;
     private preferredFailures;
-    /** The preferred transport failed often enough: check reachability before the next attempt. */
-    private fallbackPending;
+    /**
+     * Set when the preferred transport failed often enough: whether the gateway answered plain
+     * HTTP right after the last failure. Asked at once, so that a gateway that is back by the
+     * next attempt does not make a failure during its restart look like a blocked WebSocket.
+     */
+    private fallbackProbe;
+    /** The base URL of the latest attempt. */
+    private baseUrl;
     /** When the fallback transport was chosen; null while the preferred one is in use. */
     private fallbackSince;
     /** The browser said it is offline: no attempts until it says online. */

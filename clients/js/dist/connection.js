@@ -27,8 +27,14 @@ export class Connection extends Emitter {
         this.retryTimer = null;
         this.readyTimer = null;
         this.preferredFailures = 0;
-        /** The preferred transport failed often enough: check reachability before the next attempt. */
-        this.fallbackPending = false;
+        /**
+         * Set when the preferred transport failed often enough: whether the gateway answered plain
+         * HTTP right after the last failure. Asked at once, so that a gateway that is back by the
+         * next attempt does not make a failure during its restart look like a blocked WebSocket.
+         */
+        this.fallbackProbe = null;
+        /** The base URL of the latest attempt. */
+        this.baseUrl = null;
         /** When the fallback transport was chosen; null while the preferred one is in use. */
         this.fallbackSince = null;
         /** The browser said it is offline: no attempts until it says online. */
@@ -107,10 +113,12 @@ export class Connection extends Emitter {
         }
         if (generation !== this.generation)
             return;
-        if (this.fallbackPending) {
-            this.fallbackPending = false;
+        this.baseUrl = baseUrl;
+        if (this.fallbackProbe) {
+            const probe = this.fallbackProbe;
+            this.fallbackProbe = null;
             const fallback = this.config.transports[1];
-            const reachable = this.config.reachable ? await this.config.reachable(baseUrl) : true;
+            const reachable = await probe;
             if (generation !== this.generation)
                 return;
             if (fallback && reachable) {
@@ -244,7 +252,9 @@ export class Connection extends Emitter {
         this.preferredFailures += 1;
         if (this.preferredFailures >= FAILURES_BEFORE_FALLBACK) {
             this.preferredFailures = 0;
-            this.fallbackPending = true;
+            const { reachable } = this.config;
+            const baseUrl = this.baseUrl;
+            this.fallbackProbe = reachable && baseUrl !== null ? reachable(baseUrl) : Promise.resolve(true);
         }
     }
     setState(change) {

@@ -78,8 +78,14 @@ export class Connection extends Emitter<ConnectionEvents> {
   private retryTimer: ReturnType<typeof setTimeout> | null = null;
   private readyTimer: ReturnType<typeof setTimeout> | null = null;
   private preferredFailures = 0;
-  /** The preferred transport failed often enough: check reachability before the next attempt. */
-  private fallbackPending = false;
+  /**
+   * Set when the preferred transport failed often enough: whether the gateway answered plain
+   * HTTP right after the last failure. Asked at once, so that a gateway that is back by the
+   * next attempt does not make a failure during its restart look like a blocked WebSocket.
+   */
+  private fallbackProbe: Promise<boolean> | null = null;
+  /** The base URL of the latest attempt. */
+  private baseUrl: string | null = null;
   /** When the fallback transport was chosen; null while the preferred one is in use. */
   private fallbackSince: number | null = null;
   /** The browser said it is offline: no attempts until it says online. */
@@ -163,10 +169,12 @@ export class Connection extends Emitter<ConnectionEvents> {
       return;
     }
     if (generation !== this.generation) return;
-    if (this.fallbackPending) {
-      this.fallbackPending = false;
+    this.baseUrl = baseUrl;
+    if (this.fallbackProbe) {
+      const probe = this.fallbackProbe;
+      this.fallbackProbe = null;
       const fallback = this.config.transports[1];
-      const reachable = this.config.reachable ? await this.config.reachable(baseUrl) : true;
+      const reachable = await probe;
       if (generation !== this.generation) return;
       if (fallback && reachable) {
         this.fallbackSince = Date.now();
@@ -293,7 +301,9 @@ export class Connection extends Emitter<ConnectionEvents> {
     this.preferredFailures += 1;
     if (this.preferredFailures >= FAILURES_BEFORE_FALLBACK) {
       this.preferredFailures = 0;
-      this.fallbackPending = true;
+      const { reachable } = this.config;
+      const baseUrl = this.baseUrl;
+      this.fallbackProbe = reachable && baseUrl !== null ? reachable(baseUrl) : Promise.resolve(true);
     }
   }
 
