@@ -69,7 +69,10 @@ async fn a_drain_tells_websocket_and_sse_clients_to_reconnect_within_the_window(
     let last = *moments.iter().max().unwrap();
     let first = *moments.iter().min().unwrap();
     assert!(last < Duration::from_millis(800) + WAIT / 10, "{moments:?}");
-    assert!(last - first >= Duration::from_millis(200), "spread: {moments:?}");
+    assert!(
+        last - first >= Duration::from_millis(200),
+        "spread: {moments:?}"
+    );
     let running = server.running.take().unwrap();
     tokio::time::timeout(WAIT, running.done)
         .await

@@ -75,6 +75,20 @@ async fn posts_reach_only_their_own_users_open_session() {
     let pong = alice.expect("pong").await;
     assert_eq!(pong["id"], 1);
     alice.assert_quiet(200).await;
+    assert_eq!(server.handle().sse_sessions(), 1);
+    assert!(server.metric("chorus_gateway_sse_sessions").await >= 1.0);
+    drop(alice);
+    // The stream's end ends the session.
+    let end = tokio::time::Instant::now() + common::WAIT;
+    while server.handle().sse_sessions() > 0 {
+        assert!(
+            tokio::time::Instant::now() < end,
+            "the session outlived its stream"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    let (status, _) = post_as(&addr, &server.token("alice"), &session, ping).await;
+    assert_eq!(status, 404);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

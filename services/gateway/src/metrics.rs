@@ -31,6 +31,8 @@ pub fn install_prometheus() -> PrometheusHandle {
 #[derive(Clone)]
 pub struct GatewayMetrics {
     pub connections: Gauge,
+    /// Of those, connections on the SSE fallback transport.
+    pub sse_sessions: Gauge,
     pub connections_total: Counter,
     pub deliveries: Counter,
     pub slow_consumers: Counter,
@@ -45,6 +47,7 @@ impl GatewayMetrics {
     pub fn new() -> Self {
         GatewayMetrics {
             connections: metrics::gauge!("chorus_gateway_connections"),
+            sse_sessions: metrics::gauge!("chorus_gateway_sse_sessions"),
             connections_total: metrics::counter!("chorus_gateway_connections_total"),
             deliveries: metrics::counter!("chorus_gateway_deliveries_total"),
             slow_consumers: metrics::counter!("chorus_gateway_slow_consumer_disconnects_total"),

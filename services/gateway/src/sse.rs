@@ -65,15 +65,17 @@ impl Sessions {
     }
 }
 
-/// Removes its session from the map when the connection ends.
+/// Removes its session from the map (and the gauge) when the connection ends.
 struct Registered {
     sessions: Arc<Sessions>,
     id: String,
+    gauge: metrics::Gauge,
 }
 
 impl Drop for Registered {
     fn drop(&mut self) {
         self.sessions.lock().remove(&self.id);
+        self.gauge.decrement(1.0);
     }
 }
 
@@ -225,6 +227,7 @@ pub(crate) async fn open(State(shared): State<Arc<Shared>>, headers: HeaderMap) 
             inbound: inbound_tx,
         },
     );
+    shared.metrics.sse_sessions.increment(1.0);
     let socket = SseSocket {
         inbound,
         out,
@@ -232,6 +235,7 @@ pub(crate) async fn open(State(shared): State<Arc<Shared>>, headers: HeaderMap) 
         _registered: Registered {
             sessions: shared.sse.clone(),
             id: id.clone(),
+            gauge: shared.metrics.sse_sessions.clone(),
         },
     };
     let tasks = shared.tasks.clone();
