@@ -362,9 +362,9 @@ export interface HistoryRequest extends Request {
 export interface PingRequest extends Request {
     type: "ping";
 }
-export type ClientFrame = AuthRequest | JoinRequest | LeaveRequest | SendRequest | EditRequest | DeleteRequest | EventRequest | CreateRoomRequest | OpenDmRequest | InviteRequest | RemoveRequest | SetRoleRequest | MuteRequest | UnmuteRequest | BanRequest | UnbanRequest | DisconnectRequest | LeaveRoomRequest | TypingRequest | ReadRequest | RoomsRequest | MembersRequest | WhoRequest | HistoryRequest | PingRequest;
 /** Log entry requests: acknowledged with `ack`, retried safely with the same `client_msg_id`. */
 export type EntryFrame = SendRequest | EditRequest | DeleteRequest | EventRequest | CreateRoomRequest | OpenDmRequest | InviteRequest | RemoveRequest | SetRoleRequest | MuteRequest | UnmuteRequest | BanRequest | UnbanRequest | DisconnectRequest | LeaveRoomRequest;
+export type ClientFrame = AuthRequest | JoinRequest | LeaveRequest | EntryFrame | TypingRequest | ReadRequest | RoomsRequest | MembersRequest | WhoRequest | HistoryRequest | PingRequest;
 /** WebSocket close codes Chorus uses (docs/protocol.md, "Close codes"). */
 export declare const CloseCode: {
     readonly NORMAL: 1000;

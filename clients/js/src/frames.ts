@@ -357,33 +357,6 @@ export interface HistoryRequest extends Request {
 }
 export interface PingRequest extends Request { type: "ping" }
 
-export type ClientFrame =
-  | AuthRequest
-  | JoinRequest
-  | LeaveRequest
-  | SendRequest
-  | EditRequest
-  | DeleteRequest
-  | EventRequest
-  | CreateRoomRequest
-  | OpenDmRequest
-  | InviteRequest
-  | RemoveRequest
-  | SetRoleRequest
-  | MuteRequest
-  | UnmuteRequest
-  | BanRequest
-  | UnbanRequest
-  | DisconnectRequest
-  | LeaveRoomRequest
-  | TypingRequest
-  | ReadRequest
-  | RoomsRequest
-  | MembersRequest
-  | WhoRequest
-  | HistoryRequest
-  | PingRequest;
-
 /** Log entry requests: acknowledged with `ack`, retried safely with the same `client_msg_id`. */
 export type EntryFrame =
   | SendRequest
@@ -401,6 +374,19 @@ export type EntryFrame =
   | UnbanRequest
   | DisconnectRequest
   | LeaveRoomRequest;
+
+export type ClientFrame =
+  | AuthRequest
+  | JoinRequest
+  | LeaveRequest
+  | EntryFrame
+  | TypingRequest
+  | ReadRequest
+  | RoomsRequest
+  | MembersRequest
+  | WhoRequest
+  | HistoryRequest
+  | PingRequest;
 
 /** WebSocket close codes Chorus uses (docs/protocol.md, "Close codes"). */
 export const CloseCode = {

@@ -57,7 +57,27 @@ impl Shared {
         self.next_conn_id.fetch_add(1, Ordering::Relaxed)
     }
 
-    pub(crate) fn try_admit(&self) -> bool {
+    /// Takes a connection slot; the refusal to send when shutting down or at the limit.
+    pub(crate) fn admit(&self) -> Option<Response> {
+        if self.shutdown.is_cancelled() {
+            return Some(http_error(
+                StatusCode::SERVICE_UNAVAILABLE,
+                ErrorCode::Unavailable,
+                "server is shutting down",
+            ));
+        }
+        if !self.try_admit() {
+            self.metrics.error(ErrorCode::Unavailable);
+            return Some(http_error(
+                StatusCode::SERVICE_UNAVAILABLE,
+                ErrorCode::Unavailable,
+                "connection limit reached",
+            ));
+        }
+        None
+    }
+
+    fn try_admit(&self) -> bool {
         let max = self.config.max_connections;
         self.connections
             .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| {
@@ -278,13 +298,6 @@ async fn ws_upgrade(
     headers: HeaderMap,
     ws: WebSocketUpgrade,
 ) -> Response {
-    if shared.shutdown.is_cancelled() {
-        return http_error(
-            StatusCode::SERVICE_UNAVAILABLE,
-            ErrorCode::Unavailable,
-            "server is shutting down",
-        );
-    }
     let header_auth = match bearer(&headers) {
         None => None,
         Some(Ok(token)) => Some(shared.auth.verify(token)),
@@ -292,13 +305,8 @@ async fn ws_upgrade(
             return http_error(StatusCode::UNAUTHORIZED, ErrorCode::Unauthorized, why);
         }
     };
-    if !shared.try_admit() {
-        shared.metrics.error(ErrorCode::Unavailable);
-        return http_error(
-            StatusCode::SERVICE_UNAVAILABLE,
-            ErrorCode::Unavailable,
-            "connection limit reached",
-        );
+    if let Some(refusal) = shared.admit() {
+        return refusal;
     }
     let config = &shared.config;
     let on_failure = shared.clone();

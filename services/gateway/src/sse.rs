@@ -189,13 +189,6 @@ fn identify(shared: &Shared, headers: &HeaderMap) -> Result<Identity, Response> 
 
 /// `GET /v1/sse`: opens a stream for the header's user.
 pub(crate) async fn open(State(shared): State<Arc<Shared>>, headers: HeaderMap) -> Response {
-    if shared.shutdown.is_cancelled() {
-        return http_error(
-            StatusCode::SERVICE_UNAVAILABLE,
-            ErrorCode::Unavailable,
-            "server is shutting down",
-        );
-    }
     let identity = match identify(&shared, &headers) {
         Ok(identity) => identity,
         Err(refusal) => {
@@ -210,13 +203,8 @@ pub(crate) async fn open(State(shared): State<Arc<Shared>>, headers: HeaderMap) 
             "no randomness for a session id",
         );
     };
-    if !shared.try_admit() {
-        shared.metrics.error(ErrorCode::Unavailable);
-        return http_error(
-            StatusCode::SERVICE_UNAVAILABLE,
-            ErrorCode::Unavailable,
-            "connection limit reached",
-        );
+    if let Some(refusal) = shared.admit() {
+        return refusal;
     }
     let (inbound_tx, inbound) = mpsc::channel(MAX_QUEUED_FRAMES);
     let (out, body) = mpsc::channel::<Bytes>(STREAM_CHUNKS);
