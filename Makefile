@@ -20,9 +20,10 @@ lint:
 
 ## Real services (nats-server, Cassandra) are installed, started on test ports and stopped
 ## around the run; the clients' tests (SDK, cluster drain, browser tests in Chromium) run on
-## the same services after the Rust tests, with the chorus binary those built.
+## the same services after the Rust tests, with the chorus binary those built (a separate
+## `cargo build` would rebuild dependencies with other features: two minutes for nothing).
 unit:
-	bash scripts/with-test-services.sh sh -c '$(CARGO) test --workspace --locked && $(CARGO) build --locked -p chorus && bash scripts/clients-test.sh'
+	bash scripts/with-test-services.sh sh -c '$(CARGO) test --workspace --locked && bash scripts/clients-test.sh'
 
 ## Only the clients' tests (SDK, cluster drain, browser): faster when the Rust side is unchanged.
 clients:
