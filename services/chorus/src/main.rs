@@ -195,6 +195,8 @@ async fn run_standalone(args: StandaloneArgs) -> anyhow::Result<()> {
         };
         println!(
             "\n  dev mode: generated JWT secret (kept in {dir}/dev-jwt-secret; never use --dev in production)\n\
+             \n  from a shell:  CHORUS_JWT_SECRET={secret} {exe} tail --user bob --room general --since 0\
+             \n                 CHORUS_JWT_SECRET={secret} {exe} send --user alice --room general hello\
              \n  get a token:   CHORUS_JWT_SECRET={secret} {exe} token --user alice\
              \n  connect:       websocat -H \"Authorization: Bearer $TOKEN\" ws://{addr}/v1/ws\
              \n  then send:     {{\"type\":\"join\",\"id\":1,\"room\":\"general\",\"since\":0}}\
