@@ -210,13 +210,8 @@ impl Gateway {
     pub async fn serve(self, listener: TcpListener, extra: Router) -> std::io::Result<()> {
         let app = self.routes().merge(extra);
         let token = self.shared.shutdown.clone();
-        // Frames are already batched per flush; Nagle would only add delay (and with delayed
-        // ACKs, tens of milliseconds per round trip).
-        let listener = listener.tap_io(|tcp| {
-            if let Err(e) = tcp.set_nodelay(true) {
-                tracing::debug!(error = %e, "could not set TCP_NODELAY");
-            }
-        });
+        let user_timeout = self.shared.config.ping_interval * 2;
+        let listener = listener.tap_io(move |tcp| tune(tcp, user_timeout));
         let mut http = tokio::spawn(
             axum::serve(
                 listener,
@@ -251,6 +246,25 @@ impl Gateway {
         }
         Ok(())
     }
+}
+
+/// Socket options of every accepted connection.
+pub(crate) fn tune(tcp: &tokio::net::TcpStream, user_timeout: std::time::Duration) {
+    // Frames are already batched per flush; Nagle would only add delay (and with delayed
+    // ACKs, tens of milliseconds per round trip).
+    if let Err(e) = tcp.set_nodelay(true) {
+        tracing::debug!(error = %e, "could not set TCP_NODELAY");
+    }
+    // A peer that vanished without closing (a phone that lost its network) leaves the pings
+    // and frames written to it unacknowledged: give up on it after this long, not after the
+    // kernel's ~15 minutes of retransmissions. A WebSocket client would also be dropped for
+    // not answering pings; an SSE client cannot answer them, so this is what bounds it.
+    #[cfg(any(target_os = "linux", target_os = "android"))]
+    if let Err(e) = socket2::SockRef::from(tcp).set_tcp_user_timeout(Some(user_timeout)) {
+        tracing::debug!(error = %e, "could not set TCP_USER_TIMEOUT");
+    }
+    #[cfg(not(any(target_os = "linux", target_os = "android")))]
+    let _ = user_timeout;
 }
 
 async fn readyz(State(shared): State<Arc<Shared>>) -> Response {
@@ -321,4 +335,24 @@ async fn ws_upgrade(
             let tasks = shared.tasks.clone();
             tasks.track_future(conn::run(socket, shared, header_auth, None))
         })
+}
+
+#[cfg(all(test, target_os = "linux"))]
+mod tests {
+    use std::time::Duration;
+
+    #[tokio::test]
+    async fn accepted_connections_give_up_on_a_vanished_peer() {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let _client = tokio::net::TcpStream::connect(addr).await.unwrap();
+        let (server, _) = listener.accept().await.unwrap();
+        super::tune(&server, Duration::from_secs(60));
+        let sock = socket2::SockRef::from(&server);
+        assert_eq!(
+            sock.tcp_user_timeout().unwrap(),
+            Some(Duration::from_secs(60))
+        );
+        assert!(sock.tcp_nodelay().unwrap());
+    }
 }
