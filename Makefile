@@ -4,7 +4,7 @@
 CARGO ?= cargo
 DATA_DIR ?= .chorus-data
 
-.PHONY: run test lint unit clients build up down bench clean
+.PHONY: run test lint unit clients build dist up down bench clean
 
 ## Build and start standalone on 127.0.0.1:8080 in dev mode (prints how to get a token).
 run:
@@ -33,6 +33,13 @@ clients:
 build:
 	$(CARGO) build --release --locked -p chorus
 
+## The release binary the Dockerfile copies, with its checksum: dist/chorus, dist/chorus.sha256.
+dist: build
+	mkdir -p dist
+	cp target/release/chorus dist/chorus
+	cd dist && sha256sum chorus > chorus.sha256
+	./dist/chorus --version
+
 ## A local cluster: NATS (4222), Cassandra (9042), `chorus migrate`, routers router-1 and
 ## router-2 (gRPC 7001/7002, health 9101/9102), gateways on 127.0.0.1:8081 and :8082.
 ## Prints a token command and websocat lines; logs in .chorus-cluster/logs/. Idempotent.
@@ -49,4 +56,4 @@ bench:
 
 clean:
 	$(CARGO) clean
-	rm -rf $(DATA_DIR)
+	rm -rf $(DATA_DIR) dist
