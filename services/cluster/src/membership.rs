@@ -185,6 +185,9 @@ async fn watch_loop(
             );
             metrics::counter!("chorus_ring_changes_total").increment(1);
             metrics::gauge!("chorus_ring_routers").set(ring.members().len() as f64);
+            // The low 48 bits, exact in a float: every process of a settled cluster shows the
+            // same value.
+            metrics::gauge!("chorus_ring_version").set((ring.version() & ((1 << 48) - 1)) as f64);
             *current = Arc::new(ring);
             true
         });

@@ -287,6 +287,28 @@ pub enum RouterError {
     Internal(String),
 }
 
+impl RouterError {
+    /// A short, fixed name of the kind of error, for metric labels and logs.
+    pub fn label(&self) -> &'static str {
+        match self {
+            RouterError::BadRequest(_) => "bad_request",
+            RouterError::Forbidden(_) => "forbidden",
+            RouterError::NotFound(_) => "not_found",
+            RouterError::Conflict(_) => "conflict",
+            RouterError::TooLarge(_) => "too_large",
+            RouterError::LimitExceeded(_) => "limit_exceeded",
+            RouterError::RateLimited { .. } => "rate_limited",
+            RouterError::Overloaded(_) => "overloaded",
+            RouterError::Unavailable(_) => "unavailable",
+            RouterError::Unreachable(_) => "unreachable",
+            RouterError::NotOwner { .. } => "not_owner",
+            RouterError::Timeout => "timeout",
+            RouterError::Store(_) => "store",
+            RouterError::Internal(_) => "internal",
+        }
+    }
+}
+
 /// The room operations a gateway needs.
 ///
 /// Contract (checked by the `conformance::router` suite for every wiring):

@@ -554,6 +554,13 @@ impl RoomTask {
         });
         self.head = seq;
         self.hub.metrics.deliveries.increment(delivered);
+        if let Some(ts) = frame_ts(frame.as_bytes()) {
+            let lag_ms = chorus_core::time::now_ms().saturating_sub(ts);
+            self.hub
+                .metrics
+                .delivery_lag_seconds
+                .record(lag_ms as f64 / 1000.0);
+        }
         if is_member_entry(frame.as_bytes())
             && let Ok(Peek {
                 member: Some(m), ..
@@ -607,4 +614,42 @@ pub(crate) fn frame_of(m: &Message) -> Utf8Bytes {
 fn is_member_entry(frame: &[u8]) -> bool {
     const NEEDLE: &[u8] = br#""kind":"member""#;
     frame.windows(NEEDLE.len()).any(|w| w == NEEDLE)
+}
+
+/// The `ts` of a `msg` frame, read without parsing it: `ts` is the first field of that name
+/// (it follows `seq`, `from`, `body` and `client_msg_id`, whose strings cannot hold a bare
+/// `"ts":`, and precedes the kind's fields, whose data could).
+fn frame_ts(frame: &[u8]) -> Option<u64> {
+    const KEY: &[u8] = b",\"ts\":";
+    let at = frame.windows(KEY.len()).position(|w| w == KEY)? + KEY.len();
+    let digits = frame[at..]
+        .iter()
+        .take_while(|b| b.is_ascii_digit())
+        .count();
+    std::str::from_utf8(&frame[at..at + digits])
+        .ok()?
+        .parse()
+        .ok()
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn frame_ts_reads_the_messages_own_ts() {
+        use chorus_core::{Message, RoomId, UserId};
+        let mut m = Message {
+            room: RoomId::new("r").unwrap(),
+            seq: 3,
+            ts: 1_763_900_000_123,
+            from: UserId::new("alice").unwrap(),
+            client_msg_id: Some("c,\"ts\":1".into()),
+            body: "say ,\"ts\":42 here".into(),
+            ext: Default::default(),
+            count: 1,
+        };
+        assert_eq!(super::frame_ts(&m.to_frame()), Some(1_763_900_000_123));
+        m.client_msg_id = None;
+        assert_eq!(super::frame_ts(&m.to_frame()), Some(1_763_900_000_123));
+        assert_eq!(super::frame_ts(b"{\"type\":\"msg\"}"), None);
+    }
 }

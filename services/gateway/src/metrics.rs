@@ -41,6 +41,8 @@ pub struct GatewayMetrics {
     pub backfilled_messages: Counter,
     pub hub_rooms: Gauge,
     pub send_seconds: Histogram,
+    /// From a message's `ts` (when it was sequenced) to its fan-out here.
+    pub delivery_lag_seconds: Histogram,
 }
 
 impl GatewayMetrics {
@@ -56,6 +58,7 @@ impl GatewayMetrics {
             backfilled_messages: metrics::counter!("chorus_gateway_backfilled_messages_total"),
             hub_rooms: metrics::gauge!("chorus_gateway_hub_rooms"),
             send_seconds: metrics::histogram!("chorus_gateway_send_seconds"),
+            delivery_lag_seconds: metrics::histogram!("chorus_gateway_delivery_lag_seconds"),
         }
     }
 

@@ -71,15 +71,30 @@ impl GrpcRouterClient {
         req
     }
 
+    /// Runs one call of `method` within the deadline, and records its latency and outcome
+    /// (`chorus_grpc_client_seconds`, `chorus_grpc_client_errors_total`).
     async fn bounded<T>(
         &self,
+        method: &'static str,
         call: impl std::future::Future<Output = Result<tonic::Response<T>, tonic::Status>>,
     ) -> Result<T, RouterError> {
-        match tokio::time::timeout(self.deadline, call).await {
+        let started = std::time::Instant::now();
+        let result = match tokio::time::timeout(self.deadline, call).await {
             Ok(Ok(reply)) => Ok(reply.into_inner()),
             Ok(Err(status)) => Err(from_status(&status)),
             Err(_) => Err(RouterError::Timeout),
+        };
+        metrics::histogram!("chorus_grpc_client_seconds", "method" => method)
+            .record(started.elapsed().as_secs_f64());
+        if let Err(e) = &result {
+            metrics::counter!(
+                "chorus_grpc_client_errors_total",
+                "method" => method,
+                "error" => e.label()
+            )
+            .increment(1);
         }
+        result
     }
 }
 
@@ -90,7 +105,7 @@ impl RouterClient for GrpcRouterClient {
         let sends = reqs.into_iter().map(send_to_pb).collect();
         let mut client = self.inner.clone();
         let call = client.send_batch(self.request(pb::SendBatchRequest { sends }));
-        let reply = match self.bounded(call).await {
+        let reply = match self.bounded("send_batch", call).await {
             Ok(reply) => reply,
             Err(e) => return vec![Err(e); n],
         };
@@ -124,7 +139,7 @@ impl RouterClient for GrpcRouterClient {
             limit: req.limit,
         };
         let mut client = self.inner.clone();
-        let reply = self.bounded(client.join(self.request(msg))).await?;
+        let reply = self.bounded("join", client.join(self.request(msg))).await?;
         join_reply_from_pb(reply)
     }
 
@@ -142,7 +157,9 @@ impl RouterClient for GrpcRouterClient {
             limit: req.limit,
         };
         let mut client = self.inner.clone();
-        let reply = self.bounded(client.history(self.request(msg))).await?;
+        let reply = self
+            .bounded("history", client.history(self.request(msg)))
+            .await?;
         Ok(HistoryPage {
             messages: reply
                 .messages
@@ -161,7 +178,7 @@ impl RouterClient for GrpcRouterClient {
             data: req.data,
         };
         let mut client = self.inner.clone();
-        self.bounded(client.publish_event(self.request(msg)))
+        self.bounded("publish_event", client.publish_event(self.request(msg)))
             .await
             .map(|_| ())
     }
@@ -173,7 +190,7 @@ impl RouterClient for GrpcRouterClient {
             typing,
         };
         let mut client = self.inner.clone();
-        self.bounded(client.typing(self.request(msg)))
+        self.bounded("typing", client.typing(self.request(msg)))
             .await
             .map(|_| ())
     }
@@ -185,7 +202,7 @@ impl RouterClient for GrpcRouterClient {
             seq,
         };
         let mut client = self.inner.clone();
-        self.bounded(client.mark_read(self.request(msg)))
+        self.bounded("mark_read", client.mark_read(self.request(msg)))
             .await
             .map(|_| ())
     }
@@ -202,7 +219,10 @@ impl RouterClient for GrpcRouterClient {
                 .collect(),
         };
         let mut client = self.inner.clone();
-        match self.bounded(client.presence_batch(self.request(msg))).await {
+        match self
+            .bounded("presence_batch", client.presence_batch(self.request(msg)))
+            .await
+        {
             Ok(reply) if reply.results.len() == n => reply
                 .results
                 .into_iter()
@@ -227,7 +247,7 @@ impl RouterClient for GrpcRouterClient {
     async fn presence(&self, room: RoomId, sync: PresenceSync) -> Result<(), RouterError> {
         let msg = presence_to_pb(&room, sync);
         let mut client = self.inner.clone();
-        self.bounded(client.presence(self.request(msg)))
+        self.bounded("presence", client.presence(self.request(msg)))
             .await
             .map(|_| ())
     }
@@ -246,7 +266,9 @@ impl RouterClient for GrpcRouterClient {
             limit,
         };
         let mut client = self.inner.clone();
-        let reply = self.bounded(client.online(self.request(msg))).await?;
+        let reply = self
+            .bounded("online", client.online(self.request(msg)))
+            .await?;
         online_from_pb(reply.page.unwrap_or_default())
     }
 
@@ -264,7 +286,9 @@ impl RouterClient for GrpcRouterClient {
             limit,
         };
         let mut client = self.inner.clone();
-        let reply = self.bounded(client.members(self.request(msg))).await?;
+        let reply = self
+            .bounded("members", client.members(self.request(msg)))
+            .await?;
         members_from_pb(reply)
     }
 
@@ -273,7 +297,9 @@ impl RouterClient for GrpcRouterClient {
             user: user.to_string(),
         };
         let mut client = self.inner.clone();
-        let reply = self.bounded(client.user_rooms(self.request(msg))).await?;
+        let reply = self
+            .bounded("user_rooms", client.user_rooms(self.request(msg)))
+            .await?;
         reply.rooms.into_iter().map(room_summary_from_pb).collect()
     }
 }
