@@ -3,6 +3,7 @@
 # and stopped afterwards (also on failure):
 #   nats-server on $CHORUS_TEST_NATS_PORT (default 14222)  -> CHORUS_TEST_NATS_URL
 #   Cassandra 5.0 on $CHORUS_TEST_CQL_PORT (default 19042)  -> CHORUS_TEST_CQL
+#   promtool (Debian's prometheus package)                    -> CHORUS_PROMTOOL
 #     (storage port $CHORUS_TEST_CQL_STORAGE_PORT, default 17000; no JMX;
 #      heap $CHORUS_TEST_CASSANDRA_HEAP, default 512M)
 # Installs them first if needed (cached under ~/.cache/chorus; see scripts/README.md).
@@ -38,11 +39,12 @@ trap cleanup EXIT
 (cassandra install && cassandra start) >"$tmp/cql" &
 cql_start=$!
 nats install
+CHORUS_PROMTOOL=$(bash scripts/prometheus.sh | tail -n 1)
 CHORUS_TEST_NATS_URL=$(nats start | tail -n 1)
 if ! wait "$cql_start"; then
   echo "with-test-services: cassandra did not start (see the log above)" >&2
   exit 1
 fi
 CHORUS_TEST_CQL=$(tail -n 1 "$tmp/cql")
-export CHORUS_TEST_NATS_URL CHORUS_TEST_CQL
+export CHORUS_TEST_NATS_URL CHORUS_TEST_CQL CHORUS_PROMTOOL
 "$@"

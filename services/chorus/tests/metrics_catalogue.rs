@@ -40,6 +40,36 @@ fn sum(page: &str, series: &str) -> f64 {
         .sum()
 }
 
+/// `promtool check metrics` finds nothing to say about `page` (help text, names, units).
+fn promtool_is_clean(page: &str) {
+    use std::io::Write;
+    let promtool = std::env::var("CHORUS_PROMTOOL")
+        .expect("CHORUS_PROMTOOL is set by scripts/with-test-services.sh (make test)");
+    let mut child = std::process::Command::new(promtool)
+        .args(["check", "metrics"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("promtool runs");
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(page.as_bytes())
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    let said = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        out.status.success() && said.trim().is_empty(),
+        "promtool: {said}"
+    );
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_exposed_metric_is_in_the_catalogue_and_the_delivery_path_is_measured() {
     let cluster = cluster::start_cluster(common::unthrottled(), 1, 1).await;
@@ -88,5 +118,6 @@ async fn every_exposed_metric_is_in_the_catalogue_and_the_delivery_path_is_measu
         sum(&page, "chorus_ring_version") > 0.0,
         "ring version is set"
     );
+    promtool_is_clean(&page);
     assert!(sum(&page, "chorus_gateway_frames_in_total{type=\"join\"}") >= 2.0);
 }
