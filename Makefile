@@ -4,15 +4,16 @@
 CARGO ?= cargo
 DATA_DIR ?= .chorus-data
 
-.PHONY: run test lint unit clients build dist up down bench clean
+.PHONY: run test lint unit clients chart build dist up down bench clean
 
 ## Build and start standalone on 127.0.0.1:8080 in dev mode (prints how to get a token).
 run:
 	$(CARGO) build --release --locked -p chorus
 	./target/release/chorus standalone --dev --data-dir $(DATA_DIR)
 
-## The whole test suite: formatting, lints, unit, conformance and black-box tests.
-test: lint unit
+## The whole test suite: formatting, lints, unit, conformance, black-box and browser tests,
+## and the Helm chart's offline validation.
+test: lint unit chart
 
 lint:
 	$(CARGO) fmt --all --check
@@ -29,6 +30,10 @@ unit:
 clients:
 	$(CARGO) build --locked -p chorus
 	bash scripts/with-test-services.sh bash scripts/clients-test.sh
+
+## The Helm chart, validated offline with the real tools (scripts/chart-test.sh).
+chart:
+	bash scripts/chart-test.sh
 
 build:
 	$(CARGO) build --release --locked -p chorus
