@@ -4,7 +4,7 @@
 CARGO ?= cargo
 DATA_DIR ?= .chorus-data
 
-.PHONY: run test lint unit clients chart build dist up down bench clean
+.PHONY: run test lint unit clients chart smoke build dist up down bench clean
 
 ## Build and start standalone on 127.0.0.1:8080 in dev mode (prints how to get a token).
 run:
@@ -13,7 +13,7 @@ run:
 
 ## The whole test suite: formatting, lints, unit, conformance, black-box and browser tests,
 ## and the Helm chart's offline validation.
-test: lint unit chart
+test: lint unit chart smoke
 
 lint:
 	$(CARGO) fmt --all --check
@@ -30,6 +30,12 @@ unit:
 clients:
 	$(CARGO) build --locked -p chorus
 	bash scripts/with-test-services.sh bash scripts/clients-test.sh
+
+## The k6 smoke (loadtest/k6/smoke.js) against a standalone built by `cargo test`: counts and
+## send -> deliver latency thresholds. The other k6 scripts are for `make bench`-style runs
+## (loadtest/README.md).
+smoke:
+	bash scripts/k6-smoke.sh
 
 ## The Helm chart, validated offline with the real tools (scripts/chart-test.sh).
 chart:
