@@ -13,25 +13,6 @@ export CHORUS_LOG_TAG=chromium
 
 CHROMIUM_BIN="${CHROMIUM_BIN:-/usr/bin/chromium}"
 
-install_chromium() {
-  if [ -x "$CHROMIUM_BIN" ]; then
-    return 0
-  fi
-  need_cmd apt-get
-  log "installing Debian package chromium"
-  local start
-  start=$(now_s)
-  as_root env DEBIAN_FRONTEND=noninteractive apt-get update -qq >&2 ||
-    die "apt-get update failed (run as root, or with passwordless sudo)"
-  as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
-    chromium fonts-dejavu-core >&2 ||
-    die "apt-get install chromium failed"
-  [ -x "$CHROMIUM_BIN" ] || die "chromium installed but $CHROMIUM_BIN is missing"
-  log "installed in $(elapsed "$start") s"
-}
-
-# Two concurrent runs (say, two test suites) must not run apt-get at once.
-mkdir -p "$CHORUS_CACHE"
-with_lock "$CHORUS_CACHE/chromium.lock" install_chromium
+install_debian_packages "$CHROMIUM_BIN" chromium fonts-dejavu-core
 log "$("$CHROMIUM_BIN" --version 2>/dev/null || echo 'chromium (version unknown)')"
 echo "$CHROMIUM_BIN"

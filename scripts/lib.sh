@@ -162,3 +162,30 @@ show_log_tail() {
     tail -n "$lines" "$file" | sed 's/^/    /' >&2
   fi
 }
+
+# Installs Debian packages (as root, or with passwordless sudo) unless BINARY is already
+# executable, under a lock so two concurrent runs never run apt-get at once. A package's own
+# service failing to start (no init system in a container) does not fail the install as long
+# as BINARY is there afterwards.
+#   install_debian_packages /usr/bin/chromium chromium fonts-dejavu-core
+install_debian_packages() {
+  local binary=$1
+  shift
+  mkdir -p "$CHORUS_CACHE"
+  with_lock "$CHORUS_CACHE/apt.lock" _install_debian_packages "$binary" "$@"
+}
+
+_install_debian_packages() {
+  local binary=$1 start
+  shift
+  [ -x "$binary" ] && return 0
+  need_cmd apt-get
+  log "installing Debian packages: $*"
+  start=$(now_s)
+  as_root env DEBIAN_FRONTEND=noninteractive apt-get update -qq >&2 ||
+    die "apt-get update failed (run as root, or with passwordless sudo)"
+  as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
+    "$@" >&2 || [ -x "$binary" ] || die "apt-get install $* failed"
+  [ -x "$binary" ] || die "$* installed but $binary is missing"
+  log "installed in $(elapsed "$start") s"
+}

@@ -14,26 +14,6 @@ CHORUS_LOG_TAG=prometheus
 
 PROMTOOL_BIN="${PROMTOOL_BIN:-/usr/bin/promtool}"
 
-install_prometheus() {
-  if [ -x "$PROMTOOL_BIN" ]; then
-    return 0
-  fi
-  need_cmd apt-get
-  log "installing Debian package prometheus"
-  local start
-  start=$(now_s)
-  as_root env DEBIAN_FRONTEND=noninteractive apt-get update -qq >&2 ||
-    die "apt-get update failed (run as root, or with passwordless sudo)"
-  # policy-rc.d-free environments (containers) cannot start the packaged service; that is
-  # fine, and its failure must not fail the install.
-  as_root env DEBIAN_FRONTEND=noninteractive RUNLEVEL=1 apt-get install -y -qq \
-    --no-install-recommends prometheus >&2 || [ -x "$PROMTOOL_BIN" ] ||
-    die "apt-get install prometheus failed"
-  [ -x "$PROMTOOL_BIN" ] || die "prometheus installed but $PROMTOOL_BIN is missing"
-  log "installed in $(elapsed "$start") s"
-}
-
-mkdir -p "$CHORUS_CACHE"
-with_lock "$CHORUS_CACHE/prometheus.lock" install_prometheus
+install_debian_packages "$PROMTOOL_BIN" prometheus
 log "$("$PROMTOOL_BIN" --version 2>&1 | head -n 1)"
 echo "$PROMTOOL_BIN"
