@@ -1,5 +1,6 @@
-//! A minimal client of the SSE transport, over plain HTTP/1.1 on a TCP stream: the stream is
-//! read as a chunked response, each POST is its own short request.
+//! A minimal HTTP/1.1 client on a TCP stream, for the harness: any request with its status,
+//! headers and body (`http`), and the SSE transport (`SseLink`: the stream read as a chunked
+//! response, each POST its own short request).
 
 use tokio::{
     io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader},
