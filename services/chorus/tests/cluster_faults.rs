@@ -8,7 +8,7 @@
 //! - every receiver saw every seq exactly once, in order.
 //!
 //! Each test has its own keyspace and subject prefix; process logs go to
-//! `target/tmp/cluster-faults/<test>/`.
+//! `target/tmp/procs/<test>/`.
 
 mod common;
 
@@ -23,184 +23,15 @@ use std::{
     time::{Duration, Instant},
 };
 
-use chorus_cluster::ring::{Member, Ring};
 use chorus_core::RoomId;
-use common::{Client, SECRET, cluster};
+use common::{
+    Client, SECRET, cluster,
+    procs::{ProcCluster, log_dir},
+};
 use futures_util::{SinkExt, StreamExt};
 use serde_json::{Value, json};
-use tokio::{
-    io::{AsyncBufReadExt, BufReader},
-    net::{TcpListener, TcpStream},
-    process::{Child, Command},
-};
+use tokio::net::{TcpListener, TcpStream};
 use tokio_tungstenite::tungstenite::{Message, client::IntoClientRequest};
-
-// ---------------------------------------------------------------------------------------------
-// Processes.
-
-struct Proc {
-    child: Child,
-    addr: SocketAddr,
-    http: Option<SocketAddr>,
-}
-
-struct ProcCluster {
-    name: &'static str,
-    nats_url: String,
-    cql: String,
-    keyspace: String,
-    prefix: String,
-    routers: BTreeMap<String, Proc>,
-    gateways: Vec<Proc>,
-}
-
-fn log_dir(test: &str) -> std::path::PathBuf {
-    let dir = std::path::Path::new(env!("CARGO_TARGET_TMPDIR"))
-        .join("cluster-faults")
-        .join(test);
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
-}
-
-async fn spawn(mut cmd: Command, log: std::path::PathBuf, prefix: &str) -> (Child, String) {
-    let log = std::fs::OpenOptions::new()
-        .create(true)
-        .write(true)
-        .truncate(true)
-        .open(&log)
-        .unwrap();
-    let mut child = cmd
-        .env("CHORUS_LOG", "info")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::from(log))
-        .kill_on_drop(true)
-        .spawn()
-        .expect("the chorus binary starts");
-    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-    let line = tokio::time::timeout(Duration::from_secs(30), lines.next_line())
-        .await
-        .expect("the process prints its address")
-        .unwrap()
-        .expect("a start-up line");
-    assert!(
-        line.starts_with(prefix),
-        "unexpected start-up line {line:?}"
-    );
-    (child, line)
-}
-
-impl ProcCluster {
-    async fn start(name: &'static str, nats_url: String, cql: String, routers: usize) -> Self {
-        let (keyspace, prefix) = cluster::unique_names();
-        cluster::fresh_keyspace_at(&cql, &keyspace).await;
-        let mut c = ProcCluster {
-            name,
-            nats_url,
-            cql,
-            keyspace,
-            prefix,
-            routers: BTreeMap::new(),
-            gateways: Vec::new(),
-        };
-        for i in 0..routers {
-            c.add_router(&format!("router-{i}")).await;
-        }
-        for _ in 0..2 {
-            c.add_gateway().await;
-        }
-        c
-    }
-
-    fn env(&self, cmd: &mut Command) {
-        cmd.env("CHORUS_NATS_URL", &self.nats_url)
-            .env("CHORUS_CLUSTER_PREFIX", &self.prefix)
-            .env("CHORUS_MEMBER_TTL", "2s");
-    }
-
-    async fn add_router(&mut self, name: &str) {
-        let mut cmd = Command::new(env!("CARGO_BIN_EXE_chorus"));
-        cmd.args(["router", "--name", name])
-            .args([
-                "--grpc-listen",
-                "127.0.0.1:0",
-                "--http-listen",
-                "127.0.0.1:0",
-            ])
-            .env("CHORUS_CQL_CONTACT_POINTS", &self.cql)
-            .env("CHORUS_CQL_KEYSPACE", &self.keyspace)
-            .env("CHORUS_SESSION_TTL", "2s")
-            .env("CHORUS_CLOCK_DRIFT", "250ms");
-        self.env(&mut cmd);
-        let log = log_dir(self.name).join(format!("{name}.log"));
-        let (child, line) = spawn(cmd, log, "chorus router").await;
-        // "chorus router NAME serving gRPC on ADDR (health and metrics on http://ADDR)"
-        let words: Vec<&str> = line.split_whitespace().collect();
-        let addr = words[6].parse().unwrap();
-        let http = words[11]
-            .trim_start_matches("http://")
-            .trim_end_matches(')')
-            .parse()
-            .unwrap();
-        self.routers.insert(
-            name.to_owned(),
-            Proc {
-                child,
-                addr,
-                http: Some(http),
-            },
-        );
-    }
-
-    async fn add_gateway(&mut self) {
-        let mut cmd = Command::new(env!("CARGO_BIN_EXE_chorus"));
-        cmd.args(["gateway", "--listen", "127.0.0.1:0"])
-            .args(["--send-rate", "1000000", "--send-burst", "1000000"])
-            .env("CHORUS_JWT_SECRET", SECRET);
-        self.env(&mut cmd);
-        let log = log_dir(self.name).join(format!("gateway-{}.log", self.gateways.len()));
-        let (child, line) = spawn(cmd, log, "chorus gateway listening on http://").await;
-        let addr = line
-            .trim_start_matches("chorus gateway listening on http://")
-            .parse()
-            .unwrap();
-        self.gateways.push(Proc {
-            child,
-            addr,
-            http: None,
-        });
-    }
-
-    fn gateway_url(&self, i: usize) -> String {
-        format!("ws://{}/v1/ws", self.gateways[i % self.gateways.len()].addr)
-    }
-
-    /// Which router owns `room` while these routers are up (ownership depends on names only).
-    fn owner(&self, room: &str) -> String {
-        let ring = Ring::new(self.routers.keys().map(|n| Member {
-            name: n.clone(),
-            addr: String::new(),
-        }));
-        ring.owner(&RoomId::new(room).unwrap())
-            .unwrap()
-            .name
-            .clone()
-    }
-
-    async fn kill_router(&mut self, name: &str) {
-        let mut p = self.routers.remove(name).expect("such a router");
-        p.child.start_kill().unwrap();
-        p.child.wait().await.unwrap();
-    }
-
-    async fn router_metric(&self, name: &str, metric: &str) -> f64 {
-        let http = self.routers[name].http.unwrap();
-        let text = common::http_get(&format!("http://{http}/metrics")).await;
-        text.lines()
-            .filter_map(|l| l.strip_prefix(metric)?.split_whitespace().last())
-            .map(|v| v.parse::<f64>().unwrap())
-            .sum()
-    }
-}
 
 // ---------------------------------------------------------------------------------------------
 // Clients that behave like a careful app: retry with the same client_msg_id, resume with since.

@@ -7,6 +7,7 @@
 #![allow(dead_code)]
 
 pub mod cluster;
+pub mod procs;
 pub mod sse;
 
 use std::time::Duration;
