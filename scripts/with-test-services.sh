@@ -3,9 +3,10 @@
 # and stopped afterwards (also on failure):
 #   nats-server on $CHORUS_TEST_NATS_PORT (default 14222)  -> CHORUS_TEST_NATS_URL
 #   Cassandra 5.0 on $CHORUS_TEST_CQL_PORT (default 19042)  -> CHORUS_TEST_CQL
-#   promtool (Debian's prometheus package)                    -> CHORUS_PROMTOOL
 #     (storage port $CHORUS_TEST_CQL_STORAGE_PORT, default 17000; no JMX;
 #      heap $CHORUS_TEST_CASSANDRA_HEAP, default 512M)
+#   promtool (Debian's prometheus package)                    -> CHORUS_PROMTOOL
+#   an OpenTelemetry Collector (built by scripts/otelcol.sh)  -> CHORUS_OTELCOL
 # Installs them first if needed (cached under ~/.cache/chorus; see scripts/README.md).
 # Cassandra starts in the background while NATS installs and starts.
 #
@@ -40,11 +41,12 @@ trap cleanup EXIT
 cql_start=$!
 nats install
 CHORUS_PROMTOOL=$(bash scripts/prometheus.sh | tail -n 1)
+CHORUS_OTELCOL=$(bash scripts/otelcol.sh | tail -n 1)
 CHORUS_TEST_NATS_URL=$(nats start | tail -n 1)
 if ! wait "$cql_start"; then
   echo "with-test-services: cassandra did not start (see the log above)" >&2
   exit 1
 fi
 CHORUS_TEST_CQL=$(tail -n 1 "$tmp/cql")
-export CHORUS_TEST_NATS_URL CHORUS_TEST_CQL CHORUS_PROMTOOL
+export CHORUS_TEST_NATS_URL CHORUS_TEST_CQL CHORUS_PROMTOOL CHORUS_OTELCOL
 "$@"

@@ -5,7 +5,8 @@
 //!   NATS reads as a token separator, so dots are written as `~` (a character room names
 //!   cannot contain): the mapping stays one-to-one and every subject is a plain literal.
 //! - **Payload**: the `msg` frame exactly as clients receive it; the seq travels in the
-//!   `Chorus-Seq` header so a gateway never parses JSON to route.
+//!   `Chorus-Seq` header so a gateway never parses JSON to route. A traced delivery also
+//!   carries the publish span's W3C `traceparent` header.
 //! - **Subscribed means registered**: `subscribe` returns only after a round trip through the
 //!   server, so a publish that follows can never miss the new subscription.
 //! - **Publishing never flushes**: the client batches writes itself (a flush per publish costs
@@ -29,12 +30,15 @@ use async_trait::async_trait;
 use chorus_core::{
     RoomId,
     bus::{BusError, BusEvent, Delivery, DeliveryBus, Subscription},
+    trace::TraceParent,
 };
 use futures_util::StreamExt;
 use tokio::sync::broadcast;
 
 /// The header carrying a delivery's seq.
 pub const SEQ_HEADER: &str = "Chorus-Seq";
+/// The header carrying a delivery's trace context (W3C Trace Context's name for it).
+pub const TRACEPARENT_HEADER: &str = "traceparent";
 
 /// A connected NATS delivery bus. Cheap to clone (the client is shared).
 #[derive(Clone)]
@@ -158,9 +162,16 @@ fn unavailable(e: impl std::fmt::Display) -> BusError {
 
 #[async_trait]
 impl DeliveryBus for NatsBus {
+    fn system(&self) -> &'static str {
+        "nats"
+    }
+
     async fn publish(&self, delivery: Delivery) -> Result<(), BusError> {
         let mut headers = HeaderMap::new();
         headers.insert(SEQ_HEADER, delivery.seq.to_string().as_str());
+        if let Some(trace) = &delivery.trace {
+            headers.insert(TRACEPARENT_HEADER, trace.as_str());
+        }
         self.client
             .publish_with_headers(self.subject(&delivery.room), headers, delivery.frame)
             .await
@@ -179,9 +190,19 @@ impl DeliveryBus for NatsBus {
         let deliveries = subscriber.filter_map(move |m| {
             let room = room.clone();
             async move {
-                let seq = m.headers.as_ref()?.get(SEQ_HEADER)?.as_str().parse::<u64>().ok();
+                let headers = m.headers.as_ref()?;
+                let seq = headers.get(SEQ_HEADER)?.as_str().parse::<u64>().ok();
+                // A malformed trace context is ignored, never a reason to drop a delivery.
+                let trace = headers
+                    .get(TRACEPARENT_HEADER)
+                    .and_then(|v| TraceParent::parse(v.as_str()));
                 match seq {
-                    Some(seq) => Some(BusEvent::Delivery(Delivery { room, seq, frame: m.payload })),
+                    Some(seq) => Some(BusEvent::Delivery(Delivery {
+                        room,
+                        seq,
+                        frame: m.payload,
+                        trace,
+                    })),
                     None => {
                         tracing::warn!(subject = %m.subject, "nats: delivery without a valid seq header dropped");
                         None

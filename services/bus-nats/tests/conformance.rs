@@ -53,6 +53,7 @@ async fn rooms_with_dots_are_delivered_and_isolated() {
     let mut odd = bus.subscribe(&room("..x..")).await.unwrap();
     for (name, seq) in [("team.eng", 1), ("..x..", 7)] {
         let d = Delivery {
+            trace: None,
             room: room(name),
             seq,
             frame: Bytes::from_static(b"{}"),
@@ -109,6 +110,7 @@ async fn a_nats_restart_is_reported_as_lag_and_delivery_resumes() {
     let mut got = None;
     for seq in 1..=50 {
         bus.publish(Delivery {
+            trace: None,
             room: room("r"),
             seq,
             frame: Bytes::from_static(b"{}"),

@@ -121,6 +121,38 @@ impl CqlArgs {
     }
 }
 
+/// OpenTelemetry traces (docs/operations/tracing.md).
+#[derive(Debug, Clone, Args)]
+pub struct TraceArgs {
+    /// OTLP/gRPC endpoint to export traces to (e.g. http://otel-collector:4317); unset: no
+    /// tracing.
+    #[arg(long, env = "OTEL_EXPORTER_OTLP_ENDPOINT")]
+    pub otlp_endpoint: Option<String>,
+    /// Share of new traces recorded, 0 to 1; a trace that arrives with a parent follows the
+    /// parent's decision.
+    #[arg(long, env = "CHORUS_TRACE_SAMPLE_RATIO", default_value_t = 0.01)]
+    pub trace_sample_ratio: f64,
+}
+
+impl TraceArgs {
+    /// Installs the exporter (when an endpoint is set) for process `instance` of `service`.
+    pub fn init(
+        &self,
+        service: &str,
+        instance: &str,
+    ) -> Result<chorus_telemetry::Tracing, chorus_telemetry::TelemetryError> {
+        chorus_telemetry::init(
+            service,
+            instance,
+            &chorus_telemetry::TraceConfig {
+                endpoint: self.otlp_endpoint.clone(),
+                sample_ratio: self.trace_sample_ratio,
+                ..Default::default()
+            },
+        )
+    }
+}
+
 #[derive(Debug, Args)]
 pub struct GatewayArgs {
     /// Address to listen on for WebSocket clients, health and metrics.
@@ -141,10 +173,16 @@ pub struct GatewayArgs {
     /// Over how long a draining gateway (SIGTERM) tells its clients to reconnect elsewhere.
     #[arg(long, env = "CHORUS_DRAIN_WINDOW", default_value = "10s", value_parser = parse_duration)]
     pub drain_window: Duration,
+    /// Continue a client's trace: the `traceparent` of its frames becomes the parent of the
+    /// gateway's span (and its sampling decision is kept). Off: it is only linked.
+    #[arg(long, env = "CHORUS_TRACE_CLIENT_PARENT", default_value_t = false, action = clap::ArgAction::Set, num_args = 0..=1, default_missing_value = "true")]
+    pub trace_client_parent: bool,
     #[command(flatten)]
     pub cluster: ClusterArgs,
     #[command(flatten)]
     pub limits: LimitArgs,
+    #[command(flatten)]
+    pub trace: TraceArgs,
 }
 
 #[derive(Debug, Args)]
@@ -182,6 +220,8 @@ pub struct RouterArgs {
     pub cluster: ClusterArgs,
     #[command(flatten)]
     pub cql: CqlArgs,
+    #[command(flatten)]
+    pub trace: TraceArgs,
 }
 
 /// Per-room limits and timings of a router.
@@ -288,10 +328,16 @@ pub struct StandaloneArgs {
     /// no other server to send them to, so by default it tells them all at once.
     #[arg(long, env = "CHORUS_DRAIN_WINDOW", default_value = "0s", value_parser = parse_duration)]
     pub drain_window: Duration,
+    /// Continue a client's trace: the `traceparent` of its frames becomes the parent of the
+    /// server's span (and its sampling decision is kept). Off: it is only linked.
+    #[arg(long, env = "CHORUS_TRACE_CLIENT_PARENT", default_value_t = false, action = clap::ArgAction::Set, num_args = 0..=1, default_missing_value = "true")]
+    pub trace_client_parent: bool,
     #[command(flatten)]
     pub limits: LimitArgs,
     #[command(flatten)]
     pub rooms: RoomArgs,
+    #[command(flatten)]
+    pub trace: TraceArgs,
 }
 
 #[derive(Debug, Args)]

@@ -42,6 +42,14 @@ fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
         .build()?)
 }
 
+/// This process's name in traces: the host (a pod's name) and the address it serves.
+fn instance(addr: &str) -> String {
+    match std::env::var("HOSTNAME") {
+        Ok(host) if !host.is_empty() => format!("{host}/{addr}"),
+        _ => addr.to_owned(),
+    }
+}
+
 async fn run_gateway(args: GatewayArgs) -> anyhow::Result<()> {
     let config = GatewayNodeConfig {
         listen: args.listen,
@@ -49,6 +57,7 @@ async fn run_gateway(args: GatewayArgs) -> anyhow::Result<()> {
         gateway: chorus_gateway::GatewayConfig {
             web: args.web,
             drain_window: args.drain_window,
+            trace_client_parent: args.trace_client_parent,
             ..args.limits.gateway_config()
         },
         nats_url: args.cluster.nats_url.clone(),
@@ -60,13 +69,20 @@ async fn run_gateway(args: GatewayArgs) -> anyhow::Result<()> {
         },
     };
     let running = cluster::start_gateway(config).await?;
+    // After binding, so that the instance is named by the address it serves (spans of
+    // requests in the moments before are simply not recorded).
+    let tracing = args
+        .trace
+        .init("chorus-gateway", &instance(&running.addr.to_string()))?;
     println!("chorus gateway listening on http://{}", running.addr);
     drain_on_signal(running.handle.clone());
-    running.done.await.context("gateway task panicked")??;
-    Ok(())
+    let done = running.done.await.context("gateway task panicked");
+    tracing.shutdown().await;
+    done?
 }
 
 async fn run_router(args: RouterArgs) -> anyhow::Result<()> {
+    let tracing = args.trace.init("chorus-router", &instance(&args.name))?;
     let config = RouterNodeConfig {
         name: args.name.clone(),
         grpc_listen: args.grpc_listen,
@@ -91,8 +107,9 @@ async fn run_router(args: RouterArgs) -> anyhow::Result<()> {
         tracing::info!("shutting down: handing rooms over");
         let _ = stop.send(true);
     });
-    node.done.await.context("router task panicked")??;
-    Ok(())
+    let done = node.done.await.context("router task panicked");
+    tracing.shutdown().await;
+    done?
 }
 
 async fn run_migrate(args: MigrateArgs) -> anyhow::Result<()> {
@@ -166,6 +183,7 @@ async fn run_standalone(args: StandaloneArgs) -> anyhow::Result<()> {
             web: args.web,
             dev_sign_in: args.dev,
             drain_window: args.drain_window,
+            trace_client_parent: args.trace_client_parent,
             ..args.limits.gateway_config()
         },
         router: args
@@ -175,6 +193,9 @@ async fn run_standalone(args: StandaloneArgs) -> anyhow::Result<()> {
     };
     let running = standalone::start(config).await?;
     let addr = running.addr;
+    let tracing = args
+        .trace
+        .init("chorus-standalone", &instance(&addr.to_string()))?;
     println!("chorus standalone listening on http://{addr}");
     if args.web && chorus_gateway::web::app_embedded() {
         if args.dev {
@@ -205,8 +226,9 @@ async fn run_standalone(args: StandaloneArgs) -> anyhow::Result<()> {
         );
     }
     drain_on_signal(running.handle.clone());
-    running.done.await.context("server task panicked")??;
-    Ok(())
+    let done = running.done.await.context("server task panicked");
+    tracing.shutdown().await;
+    done?
 }
 
 /// On SIGTERM or Ctrl-C, drains the gateway; a second signal exits at once.

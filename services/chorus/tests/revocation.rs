@@ -32,6 +32,7 @@ fn change(action: MemberAction, user: &str) -> MemberChange {
 
 fn entry(from: &str, change: MemberChange) -> SendRequest {
     SendRequest {
+        trace: None,
         room: RoomId::new("vault").unwrap(),
         from: UserId::new(from).unwrap(),
         client_msg_id: None,

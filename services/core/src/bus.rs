@@ -23,6 +23,9 @@ pub struct Delivery {
     pub room: RoomId,
     pub seq: u64,
     pub frame: Bytes,
+    /// The publish span's context (W3C `traceparent`), when tracing is on: NATS carries it in
+    /// a header, the in-process bus in this field. Not part of the frame clients receive.
+    pub trace: Option<crate::trace::TraceParent>,
 }
 
 /// What a subscription yields.
@@ -57,6 +60,10 @@ pub type Subscription = Pin<Box<dyn Stream<Item = BusEvent> + Send>>;
 ///   `publish` never waits for subscribers (a slow one lags, it does not slow the room).
 #[async_trait]
 pub trait DeliveryBus: Send + Sync + 'static {
+    /// The messaging system, as traces name it (`messaging.system`).
+    fn system(&self) -> &'static str {
+        "chorus"
+    }
     async fn publish(&self, delivery: Delivery) -> Result<(), BusError>;
     async fn subscribe(&self, room: &RoomId) -> Result<Subscription, BusError>;
 }

@@ -16,6 +16,7 @@ pub mod router;
 pub mod state;
 pub mod store;
 pub mod time;
+pub mod trace;
 
 #[cfg(feature = "conformance")]
 pub mod conformance;

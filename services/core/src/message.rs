@@ -70,6 +70,17 @@ impl Kind {
     pub fn counts_as_unread(self) -> bool {
         matches!(self, Kind::Text | Kind::Event)
     }
+
+    /// The name frames and metrics use (`text`, `edit`, `delete`, `event`, `member`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Kind::Text => "text",
+            Kind::Edit => "edit",
+            Kind::Delete => "delete",
+            Kind::Event => "event",
+            Kind::Member => "member",
+        }
+    }
 }
 
 /// A JSON value kept as its compact text (object keys sorted), relayed and stored without

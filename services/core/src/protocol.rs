@@ -62,6 +62,9 @@ pub enum ClientFrame {
         reply_to: Option<u64>,
         #[serde(default)]
         attachments: Vec<Attachment>,
+        /// The sending app's trace context (W3C `traceparent`); malformed values are ignored.
+        #[serde(default)]
+        traceparent: Option<String>,
     },
     Edit {
         #[serde(default)]
@@ -71,6 +74,9 @@ pub enum ClientFrame {
         client_msg_id: Option<String>,
         target: u64,
         body: String,
+        /// The sending app's trace context (W3C `traceparent`); malformed values are ignored.
+        #[serde(default)]
+        traceparent: Option<String>,
     },
     Delete {
         #[serde(default)]
@@ -79,6 +85,9 @@ pub enum ClientFrame {
         #[serde(default)]
         client_msg_id: Option<String>,
         target: u64,
+        /// The sending app's trace context (W3C `traceparent`); malformed values are ignored.
+        #[serde(default)]
+        traceparent: Option<String>,
     },
     /// An application event: relayed only (`persist: false`, the default) or stored in the
     /// room's order (`persist: true`).
@@ -92,6 +101,9 @@ pub enum ClientFrame {
         persist: bool,
         #[serde(default)]
         client_msg_id: Option<String>,
+        /// The sending app's trace context (W3C `traceparent`); malformed values are ignored.
+        #[serde(default)]
+        traceparent: Option<String>,
     },
     CreateRoom {
         #[serde(default)]
@@ -280,6 +292,17 @@ impl ClientFrame {
                     error: WireError::new(ErrorCode::BadRequest, message),
                 })
             }
+        }
+    }
+
+    /// The trace context a sending frame carries (`send`, `edit`, `delete`, `event`).
+    pub fn traceparent(&self) -> Option<&str> {
+        match self {
+            ClientFrame::Send { traceparent, .. }
+            | ClientFrame::Edit { traceparent, .. }
+            | ClientFrame::Delete { traceparent, .. }
+            | ClientFrame::Event { traceparent, .. } => traceparent.as_deref(),
+            _ => None,
         }
     }
 
@@ -557,6 +580,24 @@ impl ServerFrame<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn sending_frames_carry_a_trace_context_and_others_refuse_one() {
+        let tp = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
+        for frame in [
+            format!(r#"{{"type":"send","room":"r","body":"hi","traceparent":"{tp}"}}"#),
+            format!(r#"{{"type":"edit","room":"r","target":1,"body":"hi","traceparent":"{tp}"}}"#),
+            format!(r#"{{"type":"delete","room":"r","target":1,"traceparent":"{tp}"}}"#),
+            format!(
+                r#"{{"type":"event","room":"r","event":"e","data":{{}},"traceparent":"{tp}"}}"#
+            ),
+        ] {
+            let parsed = ClientFrame::parse(&frame).unwrap();
+            assert_eq!(parsed.traceparent(), Some(tp), "{frame}");
+        }
+        let join = format!(r#"{{"type":"join","room":"r","traceparent":"{tp}"}}"#);
+        assert!(ClientFrame::parse(&join).is_err());
+    }
 
     fn bad(text: &str) -> FrameError {
         ClientFrame::parse(text).unwrap_err()

@@ -17,6 +17,8 @@ pub struct SendRequest {
     pub client_msg_id: Option<String>,
     pub body: String,
     pub ext: Ext,
+    /// The trace this send belongs to (W3C `traceparent`), when tracing is on.
+    pub trace: Option<crate::trace::TraceParent>,
 }
 
 impl SendRequest {
@@ -28,6 +30,7 @@ impl SendRequest {
             client_msg_id,
             body,
             ext: Ext::default(),
+            trace: None,
         }
     }
 }

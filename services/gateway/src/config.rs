@@ -60,6 +60,10 @@ pub struct GatewayConfig {
     pub event_burst: u32,
     /// How often each hub room reports its whole subscriber list to the room's router.
     pub presence_refresh: Duration,
+    /// A client's `traceparent` becomes the parent of the gateway's span (its trace goes on
+    /// through the cluster, sampled as the client decided). Off: the client's context is only
+    /// linked, and sampling is the gateway's own, so clients cannot force traces to be kept.
+    pub trace_client_parent: bool,
 }
 
 impl Default for GatewayConfig {
@@ -89,6 +93,7 @@ impl Default for GatewayConfig {
             event_rate: 20.0,
             event_burst: 40,
             presence_refresh: Duration::from_secs(10),
+            trace_client_parent: false,
         }
     }
 }

@@ -28,7 +28,9 @@ use chorus_core::{
     },
     router::{HistoryAnchor, HistoryRequest, JoinRequest, SendRequest},
     time::now_ms,
+    trace::TraceParent,
 };
+use chorus_telemetry::{Attr, Kind};
 use tokio::sync::mpsc;
 
 use crate::{
@@ -86,6 +88,8 @@ struct SendJob {
     id: Option<RequestId>,
     req: SendRequest,
     started: Instant,
+    /// The gateway's span of this send, from the frame to its ack or error.
+    span: chorus_telemetry::Span,
 }
 
 struct Conn<S> {
@@ -105,6 +109,8 @@ struct Conn<S> {
     typing_sent: HashMap<RoomId, Instant>,
     /// Created with the first send; its task ends when this sender is dropped.
     sends: Option<mpsc::Sender<SendJob>>,
+    /// The `traceparent` of the frame being handled, taken by the send it becomes.
+    client_trace: Option<TraceParent>,
     heard_from: Instant,
     batch: Vec<Utf8Bytes>,
 }
@@ -146,6 +152,7 @@ pub(crate) async fn run<S: Socket>(
                 expires_at: identity.expires_at,
                 rooms: Vec::new(),
                 sends: None,
+                client_trace: None,
                 heard_from: Instant::now(),
                 batch: Vec::new(),
                 shared: shared.clone(),
@@ -411,6 +418,11 @@ impl<S: Socket> Conn<S> {
     }
 
     async fn on_frame(&mut self, frame: ClientFrame) -> Result<(), End> {
+        self.client_trace = if chorus_telemetry::enabled() {
+            frame.traceparent().and_then(TraceParent::parse)
+        } else {
+            None
+        };
         // Subscriptions the hub ended (a ban, a removal) are no longer joined.
         for room in self.outbox.take_revoked() {
             self.rooms.retain(|r| *r != room);
@@ -682,12 +694,15 @@ impl<S: Socket> Conn<S> {
         } else {
             None
         };
+        let client_trace = self.client_trace.take();
         if let Some(e) = refusal {
             return self.reply_error(id.as_ref(), e.in_room(&room)).await;
         }
+        let span = self.send_span(&room, client_msg_id.as_deref(), &ext, client_trace);
         let job = SendJob {
             id,
             req: SendRequest {
+                trace: span.traceparent(),
                 room,
                 from: self.user.clone(),
                 client_msg_id,
@@ -695,6 +710,7 @@ impl<S: Socket> Conn<S> {
                 ext,
             },
             started: Instant::now(),
+            span,
         };
         let sends = self
             .sends
@@ -705,6 +721,42 @@ impl<S: Socket> Conn<S> {
             return Err(End::Socket("sender task ended".into()));
         }
         Ok(())
+    }
+
+    /// The gateway's span of one send (OpenTelemetry messaging conventions: the producer of
+    /// the message). The client's context is its parent only with `trace_client_parent`;
+    /// otherwise it is linked.
+    fn send_span(
+        &self,
+        room: &RoomId,
+        client_msg_id: Option<&str>,
+        ext: &Ext,
+        client: Option<TraceParent>,
+    ) -> chorus_telemetry::Span {
+        if !chorus_telemetry::enabled() {
+            return chorus_telemetry::Span::none();
+        }
+        let (parent, links) = match &client {
+            Some(c) if self.shared.config.trace_client_parent => (Some(c), Vec::new()),
+            Some(c) => (None, vec![c]),
+            None => (None, Vec::new()),
+        };
+        let transport = if self.session.is_some() {
+            "sse"
+        } else {
+            "websocket"
+        };
+        chorus_telemetry::start_linked("send", Kind::Producer, parent, &links, |a| {
+            a.push(Attr::new("messaging.system", "chorus"));
+            a.push(Attr::new("messaging.operation.type", "send"));
+            a.push(Attr::new("messaging.operation.name", "send"));
+            a.push(Attr::new("messaging.destination.name", room.to_string()));
+            if let Some(c) = client_msg_id {
+                a.push(Attr::new("messaging.message.id", c.to_owned()));
+            }
+            a.push(Attr::new("chorus.kind", ext.kind.as_str()));
+            a.push(Attr::new("chorus.transport", transport));
+        })
     }
 
     async fn history(
@@ -895,11 +947,22 @@ fn spawn_sender(shared: Arc<Shared>, outbox: Arc<Outbox>) -> mpsc::Sender<SendJo
                     job.req.room.clone(),
                     job.req.client_msg_id.clone(),
                     job.started,
+                    job.span,
                 ));
                 reqs.push(job.req);
             }
             let results = shared.router.send_batch(reqs).await;
-            for ((id, room, client_msg_id, started), result) in meta.into_iter().zip(results) {
+            for ((id, room, client_msg_id, started, mut span), result) in
+                meta.into_iter().zip(results)
+            {
+                match &result {
+                    Ok(ack) => {
+                        span.set("chorus.seq", ack.seq as i64);
+                        span.set("chorus.duplicate", ack.duplicate);
+                    }
+                    Err(e) => span.fail(e.label(), e.to_string()),
+                }
+                drop(span);
                 let frame = match result {
                     Ok(ack) => {
                         shared

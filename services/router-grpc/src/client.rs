@@ -11,6 +11,7 @@ use chorus_core::{
         SendRequest,
     },
 };
+use chorus_telemetry::Kind;
 use tonic::transport::Channel;
 
 use crate::{
@@ -20,6 +21,7 @@ use crate::{
     },
     pb::{self, router_client},
     status::{from_pb_error, from_status},
+    trace::{SEND_BATCH_SPAN, TRACEPARENT_KEY, rpc_attrs},
 };
 
 /// Calls one router. Cheap to clone (the channel multiplexes calls on one HTTP/2 connection).
@@ -100,20 +102,35 @@ impl GrpcRouterClient {
 
 #[async_trait]
 impl RouterClient for GrpcRouterClient {
-    async fn send_batch(&self, reqs: Vec<SendRequest>) -> Vec<Result<SendAck, RouterError>> {
+    async fn send_batch(&self, mut reqs: Vec<SendRequest>) -> Vec<Result<SendAck, RouterError>> {
         let n = reqs.len();
-        let sends = reqs.into_iter().map(send_to_pb).collect();
+        let mut span =
+            chorus_telemetry::batch_span(SEND_BATCH_SPAN, Kind::Client, &mut reqs, |a| {
+                rpc_attrs(a, "SendBatch", n)
+            });
+        let mut request = self.request(pb::SendBatchRequest {
+            sends: reqs.into_iter().map(send_to_pb).collect(),
+        });
+        if let Some(tp) = span.traceparent()
+            && let Ok(v) = tp.as_str().parse()
+        {
+            request.metadata_mut().insert(TRACEPARENT_KEY, v);
+        }
         let mut client = self.inner.clone();
-        let call = client.send_batch(self.request(pb::SendBatchRequest { sends }));
+        let call = client.send_batch(request);
         let reply = match self.bounded("send_batch", call).await {
             Ok(reply) => reply,
-            Err(e) => return vec![Err(e); n],
+            Err(e) => {
+                span.fail(e.label(), e.to_string());
+                return vec![Err(e); n];
+            }
         };
         if reply.results.len() != n {
             let e = RouterError::Internal(format!(
                 "router answered {} of {n} sends",
                 reply.results.len()
             ));
+            span.fail(e.label(), e.to_string());
             return vec![Err(e); n];
         }
         reply

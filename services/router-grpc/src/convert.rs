@@ -14,6 +14,7 @@ use chorus_core::{
         JoinReply, MemberInfo, MembersPage, OnlinePage, PresenceSync, RoomSummary, RouterError,
         SendRequest,
     },
+    trace::TraceParent,
 };
 
 use crate::pb;
@@ -39,6 +40,8 @@ pub fn opt_user(s: &str) -> Result<Option<UserId>, RouterError> {
 
 pub fn send_from_pb(s: pb::SendRequest) -> Result<SendRequest, RouterError> {
     Ok(SendRequest {
+        // A malformed context only loses the trace, never the send.
+        trace: TraceParent::parse(&s.traceparent),
         room: room(&s.room)?,
         from: user(&s.from)?,
         client_msg_id: s.client_msg_id,
@@ -77,6 +80,7 @@ pub fn send_to_pb(r: SendRequest) -> pb::SendRequest {
         client_msg_id: r.client_msg_id,
         body: r.body,
         ext_json: ext_to_json(&r.ext),
+        traceparent: r.trace.map(|t| t.to_string()).unwrap_or_default(),
     }
 }
 

@@ -8,6 +8,7 @@
 //! Not here: which router owns a room (the ring) or connection pooling across routers.
 
 pub mod status;
+pub mod trace;
 
 mod client;
 mod convert;

@@ -4,9 +4,11 @@
 
 use std::sync::Arc;
 
-use chorus_core::router::{
-    EventRequest, HistoryAnchor, HistoryRequest, JoinRequest, RouterClient, RouterError,
+use chorus_core::{
+    router::{EventRequest, HistoryAnchor, HistoryRequest, JoinRequest, RouterClient, RouterError},
+    trace::TraceParent,
 };
+use chorus_telemetry::Kind;
 use tonic::{Request, Response, Status};
 
 use crate::{
@@ -16,6 +18,7 @@ use crate::{
     },
     pb::{self, router_server},
     status::{to_pb_error, to_status},
+    trace::{SEND_BATCH_SPAN, TRACEPARENT_KEY, rpc_attrs},
 };
 
 /// Serves `chorus.v1.Router` by delegating to a [`RouterClient`] (the in-process router).
@@ -51,17 +54,39 @@ impl router_server::Router for RouterGrpc {
         &self,
         request: Request<pb::SendBatchRequest>,
     ) -> Result<Response<pb::SendBatchReply>, Status> {
-        let reqs = request
+        let caller = request
+            .metadata()
+            .get(TRACEPARENT_KEY)
+            .and_then(|v| v.to_str().ok())
+            .and_then(TraceParent::parse);
+        let mut reqs = request
             .into_inner()
             .sends
             .into_iter()
             .map(send_from_pb)
             .collect::<Result<Vec<_>, _>>()
             .map_err(status)?;
-        let results = self
-            .router
-            .send_batch(reqs)
-            .await
+        let n = reqs.len();
+        let mut span = match &caller {
+            Some(parent) => {
+                chorus_telemetry::start(SEND_BATCH_SPAN, Kind::Server, Some(parent), |a| {
+                    rpc_attrs(a, "SendBatch", n)
+                })
+            }
+            None => chorus_telemetry::Span::none(),
+        };
+        chorus_telemetry::adopt_into(&mut reqs, &span);
+        let results: Vec<_> = self.router.send_batch(reqs).await;
+        if let Some(e) = results.iter().find_map(|r| r.as_ref().err()) {
+            span.set(
+                "chorus.refused",
+                results.iter().filter(|r| r.is_err()).count() as i64,
+            );
+            if results.iter().all(|r| r.is_err()) {
+                span.fail(e.label(), e.to_string());
+            }
+        }
+        let results = results
             .into_iter()
             .map(|r| pb::SendResult {
                 result: Some(match r {

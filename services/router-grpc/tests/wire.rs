@@ -264,6 +264,7 @@ async fn every_call_and_reply_crosses_the_wire_intact() {
 
     let sends = vec![
         SendRequest {
+            trace: None,
             room: room("general"),
             from: user("alice"),
             client_msg_id: Some("c-1".into()),
@@ -447,6 +448,7 @@ async fn malformed_requests_never_reach_the_router() {
             client_msg_id: None,
             body: "x".into(),
             ext_json: ext_json.into(),
+            traceparent: String::new(),
         }],
     };
     let refused = [

@@ -528,11 +528,5 @@ impl<'a> Working<'a> {
 }
 
 pub(crate) fn kind_name(k: Kind) -> &'static str {
-    match k {
-        Kind::Text => "text",
-        Kind::Edit => "edit",
-        Kind::Delete => "delete",
-        Kind::Event => "event",
-        Kind::Member => "member",
-    }
+    k.as_str()
 }

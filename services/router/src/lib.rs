@@ -355,6 +355,7 @@ impl RouterClient for Router {
             .await?
             .check_send()?;
         let delivery = Delivery {
+            trace: None,
             room: req.room.clone(),
             seq: EPHEMERAL_SEQ,
             frame: req.to_frame(),
@@ -545,6 +546,7 @@ impl Router {
         view.check_read()?;
         if join && view.visibility == Some(Visibility::Public) && view.role().is_none() {
             let entry = SendRequest {
+                trace: None,
                 room: room.clone(),
                 from: user.clone(),
                 client_msg_id: None,

@@ -199,6 +199,7 @@ impl Live {
     async fn publish(&self, room: &RoomId, frames: Vec<Bytes>) {
         for frame in frames {
             let delivery = Delivery {
+                trace: None,
                 room: room.clone(),
                 seq: EPHEMERAL_SEQ,
                 frame,

@@ -20,7 +20,9 @@ use chorus_core::{
     state::RoomInfo,
     store::ReadRange,
     time::now_ms,
+    trace::TraceParent,
 };
+use chorus_telemetry::Attr;
 use tokio::sync::{mpsc, oneshot};
 
 use crate::{
@@ -288,6 +290,8 @@ impl RoomActor {
         let info = shared.access.info(&self.room).await?;
         let mut working = Working::new(&shared, &self.room, info.clone(), head.seq);
         let mut messages: Vec<Message> = Vec::with_capacity(batch.len());
+        // Each new message's trace context (its send's), for its publish span.
+        let mut traces: Vec<Option<TraceParent>> = Vec::with_capacity(batch.len());
         let mut outcomes = Vec::with_capacity(batch.len());
         let mut in_batch: HashMap<(UserId, String), usize> = HashMap::new();
         let mut ts = head.ts;
@@ -374,6 +378,7 @@ impl RoomActor {
                 count = m.count;
                 outcomes.push(Outcome::New(messages.len()));
                 messages.push(m);
+                traces.push(req.trace.clone());
             }
         }
         if messages.is_empty() {
@@ -395,9 +400,14 @@ impl RoomActor {
             shared.access.store().put_room(&self.room, &marker).await?;
             Some(marker)
         };
+        let mut span = append_span(&self.room, &traces, messages.len());
         let started = Instant::now();
         let appended = self.shared.store.append(&self.room, &messages).await;
         metrics::histogram!("chorus_store_append_seconds").record(started.elapsed().as_secs_f64());
+        if let Err(e) = &appended {
+            span.fail("store", e.to_string());
+        }
+        drop(span);
         if let Err(e) = appended {
             tracing::warn!(room = %self.room, error = %e, "append failed; reloading room head");
             self.head = None;
@@ -428,7 +438,7 @@ impl RoomActor {
             ts: last.ts,
             count: last.count,
         });
-        for m in &messages {
+        for (m, trace) in messages.iter().zip(&traces) {
             if let Some(cmid) = &m.client_msg_id {
                 let ack = SendAck {
                     seq: m.seq,
@@ -437,12 +447,19 @@ impl RoomActor {
                 };
                 self.recent.insert((m.from.clone(), cmid.clone()), ack);
             }
+            let mut span = publish_span(self.shared.bus.system(), m, trace.as_ref());
             let delivery = Delivery {
+                trace: span.traceparent(),
                 room: m.room.clone(),
                 seq: m.seq,
                 frame: m.to_frame(),
             };
-            if let Err(e) = self.shared.bus.publish(delivery).await {
+            let published = self.shared.bus.publish(delivery).await;
+            if let Err(e) = &published {
+                span.fail("bus", e.to_string());
+            }
+            drop(span);
+            if let Err(e) = published {
                 // Durable already: subscribers will backfill the hole from the log.
                 metrics::counter!("chorus_bus_publish_errors_total").increment(1);
                 tracing::warn!(room = %self.room, seq = m.seq, error = %e, "publish failed");
@@ -480,4 +497,48 @@ impl RoomActor {
             let _ = job.reply.send(results);
         }
     }
+}
+
+/// The span of one room append (OpenTelemetry database conventions), under the first traced
+/// message of the batch and linked to the others.
+fn append_span(room: &RoomId, traces: &[Option<TraceParent>], n: usize) -> chorus_telemetry::Span {
+    chorus_telemetry::span_for_batch(
+        "append messages",
+        chorus_telemetry::Kind::Client,
+        traces.iter().flatten(),
+        |a| {
+            a.push(Attr::new("db.operation.name", "append"));
+            a.push(Attr::new("db.collection.name", "messages"));
+            a.push(Attr::new("db.operation.batch.size", n as i64));
+            a.push(Attr::new("chorus.room", room.to_string()));
+        },
+    )
+}
+
+/// The span of publishing one message to the room's subscribers (OpenTelemetry messaging
+/// conventions); its context rides with the delivery to the gateways.
+fn publish_span(
+    system: &'static str,
+    m: &Message,
+    trace: Option<&TraceParent>,
+) -> chorus_telemetry::Span {
+    let Some(trace) = trace else {
+        return chorus_telemetry::Span::none();
+    };
+    chorus_telemetry::start(
+        "publish",
+        chorus_telemetry::Kind::Producer,
+        Some(trace),
+        |a| {
+            a.push(Attr::new("messaging.system", system));
+            a.push(Attr::new("messaging.operation.type", "send"));
+            a.push(Attr::new("messaging.operation.name", "publish"));
+            a.push(Attr::new("messaging.destination.name", m.room.to_string()));
+            a.push(Attr::new(
+                "messaging.message.id",
+                format!("{}/{}", m.room, m.seq),
+            ));
+            a.push(Attr::new("chorus.seq", m.seq as i64));
+        },
+    )
 }

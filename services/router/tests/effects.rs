@@ -64,6 +64,7 @@ impl MessageStore for FlakyAmends {
 
 fn req(from: &str, cmid: &str, body: &str, ext: Ext) -> SendRequest {
     SendRequest {
+        trace: None,
         room: RoomId::new("r").unwrap(),
         from: UserId::new(from).unwrap(),
         client_msg_id: Some(cmid.into()),

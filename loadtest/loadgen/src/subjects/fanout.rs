@@ -273,6 +273,7 @@ async fn publish(s: &Setup, publisher: &Publisher, rate: Option<f64>) -> anyhow:
         match publisher {
             Publisher::Bus(bus) => bus
                 .publish(Delivery {
+                    trace: None,
                     room: s.rooms[i].clone(),
                     seq,
                     frame: s.payload.clone(),

@@ -10,6 +10,7 @@ use crate::bus::{BusEvent, Delivery, Subscription};
 
 fn delivery(room_name: &str, seq: u64) -> Delivery {
     Delivery {
+        trace: None,
         room: room(room_name),
         seq,
         frame: Bytes::from(format!("{{\"room\":\"{room_name}\",\"seq\":{seq}}}")),

@@ -16,6 +16,7 @@ use crate::{
 async fn send(t: &RouterUnderTest, r: &str, from: &str, cmid: Option<&str>, body: &str) -> SendAck {
     t.router
         .send(SendRequest {
+            trace: None,
             room: room(r),
             from: user(from),
             client_msg_id: cmid.map(str::to_owned),
@@ -75,6 +76,7 @@ pub async fn concurrent_senders_get_gapless_seqs_from_one(t: &RouterUnderTest) {
             for i in 0..EACH {
                 let ack = router
                     .send(SendRequest {
+                        trace: None,
                         room: room("busy"),
                         from: user(&format!("u{s}")),
                         client_msg_id: Some(format!("c{i}")),
@@ -118,6 +120,7 @@ pub async fn send_batch_keeps_each_rooms_order(t: &RouterUnderTest) {
     for i in 0..12 {
         let r = if i % 3 == 0 { "batch-b" } else { "batch-a" };
         reqs.push(SendRequest {
+            trace: None,
             room: room(r),
             from: user("alice"),
             client_msg_id: Some(format!("c{i}")),
@@ -126,6 +129,7 @@ pub async fn send_batch_keeps_each_rooms_order(t: &RouterUnderTest) {
         });
     }
     reqs.push(SendRequest {
+        trace: None,
         room: room("batch-a"),
         from: user("alice"),
         client_msg_id: Some("c1".into()),
@@ -392,6 +396,7 @@ pub async fn bad_events_are_refused(t: &RouterUnderTest) {
 
 fn member_entry(r: &str, from: &str, change: crate::MemberChange) -> SendRequest {
     SendRequest {
+        trace: None,
         room: room(r),
         from: user(from),
         client_msg_id: None,
@@ -458,6 +463,7 @@ pub async fn private_rooms_are_enforced_at_the_router(t: &RouterUnderTest) {
     let sent = t
         .router
         .send(SendRequest {
+            trace: None,
             room: r.clone(),
             from: user("carol"),
             client_msg_id: None,

@@ -69,6 +69,7 @@ impl<S: Socket> Conn<S> {
                 body,
                 reply_to,
                 attachments,
+                ..
             } => {
                 if let Err(e) = self.check_attachments(&attachments) {
                     return self.reply_error(id.as_ref(), e.in_room(&room)).await;
@@ -88,6 +89,7 @@ impl<S: Socket> Conn<S> {
                 client_msg_id,
                 target,
                 body,
+                ..
             } => {
                 let ext = Ext {
                     kind: Kind::Edit,
@@ -101,6 +103,7 @@ impl<S: Socket> Conn<S> {
                 room,
                 client_msg_id,
                 target,
+                ..
             } => {
                 let ext = Ext {
                     kind: Kind::Delete,
@@ -117,6 +120,7 @@ impl<S: Socket> Conn<S> {
                 data,
                 persist,
                 client_msg_id,
+                ..
             } => {
                 if let Err(e) = validate_event(&event, data.as_str()) {
                     let e = WireError::from(&e).in_room(&room);

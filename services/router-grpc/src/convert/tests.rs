@@ -40,9 +40,30 @@ fn rich_ext() -> Ext {
 }
 
 #[test]
+fn a_sends_trace_context_survives_the_wire_and_a_malformed_one_is_dropped() {
+    let tp = chorus_core::trace::TraceParent::parse(
+        "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01",
+    )
+    .unwrap();
+    let mut send = SendRequest::text(r("general"), u("alice"), None, "hi".into());
+    send.trace = Some(tp.clone());
+    let wire = send_to_pb(send.clone());
+    assert_eq!(wire.traceparent, tp.as_str());
+    assert_eq!(send_from_pb(wire.clone()).unwrap(), send);
+    let garbled = pb::SendRequest {
+        traceparent: "00-garbage".into(),
+        ..wire
+    };
+    let decoded = send_from_pb(garbled).expect("a bad trace context never refuses a send");
+    assert_eq!(decoded.trace, None);
+    assert_eq!(decoded.body, "hi");
+}
+
+#[test]
 fn a_send_survives_the_wire_with_its_ext() {
     for ext in [Ext::default(), rich_ext()] {
         let send = SendRequest {
+            trace: None,
             room: r("general"),
             from: u("alice"),
             client_msg_id: Some("c-1".into()),
