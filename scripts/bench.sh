@@ -30,6 +30,9 @@
 # the highest sustained rate; then kill -9s router-1 under load for the failover time, and
 # restores it with `scripts/cluster.sh up`. Each step uses fresh rooms (lgc-*), which stay in
 # the database.
+# `tracing` runs the fan-out bench three times against a local OpenTelemetry Collector
+# (scripts/otelcol.sh, debug exporter at basic verbosity): tracing off, on at the default
+# sample ratio 0.01, and on at 1 (every message traced), for the cost of OTLP export.
 # The output is meant to be pasted into docs/benchmarks.md.
 #
 # Environment (defaults in parentheses; BENCH_QUICK=1 shrinks them for a sanity run):
@@ -83,7 +86,10 @@
 #   BENCH_CLUSTER_JWT_SECRET  cluster: the secret of a running cluster that was started with
 #                             CHORUS_JWT_SECRET (default: the generated .chorus-cluster/jwt-secret)
 #   BENCH_SKIP_BUILD=1        use the existing target/release binaries
-#   BENCH_ONLY="idle fanout latency subjects presence unread"  run a subset (or "cluster")
+#   BENCH_TRACING_SUBS        tracing bench subscribers (the fan-out's)
+#   BENCH_TRACING_MSGS        tracing bench messages per run (the fan-out's)
+#   BENCH_ONLY="idle fanout latency subjects presence unread tracing"  run a subset (or
+#                             "cluster")
 set -euo pipefail
 
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
@@ -140,7 +146,9 @@ UN_MULTI_ROOMS=${BENCH_UNREAD_MULTI_ROOMS:-100}
 UN_MULTI_REQS=${BENCH_UNREAD_MULTI_REQS:-$d_un_multi_reqs}
 UN_SUBSCRIBED=${BENCH_UNREAD_SUBSCRIBED:-1}
 JOIN_WINDOW=${BENCH_JOIN_WINDOW:-200}
-ONLY=${BENCH_ONLY:-idle fanout latency subjects presence unread}
+TR_SUBS=${BENCH_TRACING_SUBS:-$FANOUT_SUBS}
+TR_MSGS=${BENCH_TRACING_MSGS:-$FANOUT_MSGS}
+ONLY=${BENCH_ONLY:-idle fanout latency subjects presence unread tracing}
 LAT_MSGS=$(awk -v r="$LAT_RATE" -v s="$LAT_SECS" 'BEGIN { printf "%d", r * s }')
 
 CHORUS=target/release/chorus
@@ -153,8 +161,8 @@ die() {
 
 for b in $ONLY; do
     case $b in
-    idle | fanout | latency | subjects | presence | unread | cluster) ;;
-    *) die "unknown bench '$b' in BENCH_ONLY (idle, fanout, latency, subjects, presence, unread, cluster)" ;;
+    idle | fanout | latency | subjects | presence | unread | tracing | cluster) ;;
+    *) die "unknown bench '$b' in BENCH_ONLY (idle, fanout, latency, subjects, presence, unread, tracing, cluster)" ;;
     esac
 done
 # Only `subjects` runs without the chorus server.
@@ -210,6 +218,9 @@ TMP=$(mktemp -d "${TMPDIR:-/tmp}/chorus-bench.XXXXXX")
 SECRET=$(head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n')
 export CHORUS_JWT_SECRET=$SECRET
 SERVER_PID=""
+# Extra arguments for the next start_server (the tracing bench's exporter settings).
+SERVER_ARGS=()
+OTELCOL_PID=""
 LG_PID=""
 NATS_STARTED=0
 FAILED=()
@@ -243,6 +254,10 @@ cleanup() {
         wait "$LG_PID" 2>/dev/null || true
     fi
     stop_server
+    if [[ -n $OTELCOL_PID ]]; then
+        kill -TERM "$OTELCOL_PID" 2>/dev/null || true
+        wait "$OTELCOL_PID" 2>/dev/null || true
+    fi
     if [[ $NATS_STARTED == 1 ]]; then
         bench_nats clean >/dev/null 2>&1 || true
     fi
@@ -261,7 +276,7 @@ start_server() {
         --send-rate 1000000 --send-burst 1000000 --event-rate 1000000 --event-burst 1000000 \
         --room-rate 1000000 --room-burst 1000000 \
         --max-in-flight $((FANOUT_WINDOW > 32 ? FANOUT_WINDOW * 2 : 64)) \
-        --max-connections $((max_conns + 1000)) \
+        --max-connections $((max_conns + 1000)) "${SERVER_ARGS[@]}" \
         >"$TMP/server-$name.out" 2>"$SERVER_LOG" &
     SERVER_PID=$!
     for _ in $(seq 1 300); do
@@ -954,6 +969,65 @@ bench_unread() {
     echo
 }
 
+# ---------------------------------------------------------------------------------------------
+# 8. Tracing overhead: the fan-out with OTLP export off, sampled at 0.01, and at 1.
+bench_tracing() {
+    echo "== 8. tracing overhead (OTLP export to a local collector) =="
+    echo "  $TR_SUBS subscribers in one room, 1 sender, $TR_MSGS messages of $BODY_BYTES B" \
+        "as fast as possible (window $FANOUT_WINDOW), per run"
+    local otelcol port mode f
+    otelcol=$(bash scripts/otelcol.sh | tail -n 1) || die "scripts/otelcol.sh failed"
+    port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+    cat >"$TMP/otelcol.yaml" <<YAML
+receivers:
+  otlp:
+    protocols:
+      grpc:
+        endpoint: 127.0.0.1:$port
+exporters:
+  debug:
+    verbosity: basic
+service:
+  telemetry:
+    metrics:
+      level: none
+  pipelines:
+    traces:
+      receivers: [otlp]
+      exporters: [debug]
+YAML
+    "$otelcol" --config "$TMP/otelcol.yaml" >"$TMP/otelcol.log" 2>&1 &
+    OTELCOL_PID=$!
+    for _ in $(seq 1 100); do
+        (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null && break
+        sleep 0.1
+    done
+    printf '  %-12s %12s %14s %20s %14s %14s\n' tracing "sends/s" "delivered/s" \
+        "server CPU µs/deliv" "ack p50 µs" "ack p99 µs"
+    for mode in off 0.01 1; do
+        if [[ $mode == off ]]; then
+            SERVER_ARGS=()
+        else
+            SERVER_ARGS=(--otlp-endpoint "http://127.0.0.1:$port" --trace-sample-ratio "$mode")
+        fi
+        run_fanout "tracing-$mode" --subscribers "$TR_SUBS" --messages "$TR_MSGS" \
+            --window "$FANOUT_WINDOW"
+        f=$TMP/tracing-$mode.out
+        if [[ -s $f ]]; then
+            printf '  %-12s %12s %14s %20s %14s %14s\n' "$mode" "$(kv send_rate_achieved "$f")" \
+                "$(kv delivered_per_sec "$f")" "$(kv server_cpu_us_per_delivery "$f")" \
+                "$(kv ack_latency_p50_us "$f")" "$(kv ack_latency_p99_us "$f")"
+        fi
+    done
+    SERVER_ARGS=()
+    kill -TERM "$OTELCOL_PID" 2>/dev/null || true
+    wait "$OTELCOL_PID" 2>/dev/null || true
+    OTELCOL_PID=""
+    echo "  spans the collector received: $(grep -o '"spans": [0-9]*' "$TMP/otelcol.log" |
+        awk '{ s += $2 } END { print s + 0 }')"
+    echo
+}
+
 for b in $ONLY; do
     case $b in
     idle) bench_idle ;;
@@ -962,6 +1036,7 @@ for b in $ONLY; do
     subjects) bench_subjects ;;
     presence) bench_presence ;;
     unread) bench_unread ;;
+    tracing) bench_tracing ;;
     cluster) bench_cluster ;;
     esac
 done
