@@ -12,7 +12,7 @@ run:
 	./target/release/chorus standalone --dev --data-dir $(DATA_DIR)
 
 ## The whole test suite: formatting, lints, unit, conformance, black-box and browser tests,
-## and the Helm chart's offline validation.
+## the Helm chart's offline validation, and the k6 smoke on the release binary of `make dist`.
 test: lint unit chart smoke
 
 lint:
@@ -31,11 +31,11 @@ clients:
 	$(CARGO) build --locked -p chorus
 	bash scripts/with-test-services.sh bash scripts/clients-test.sh
 
-## The k6 smoke (loadtest/k6/smoke.js) against a standalone built by `cargo test`: counts and
-## send -> deliver latency thresholds. The other k6 scripts are for `make bench`-style runs
-## (loadtest/README.md).
-smoke:
-	bash scripts/k6-smoke.sh
+## The k6 smoke (loadtest/k6/smoke.js) against a standalone run from dist/chorus, the release
+## binary the image ships: counts and send -> deliver latency thresholds. The other k6 scripts
+## are for `make bench`-style runs (loadtest/README.md).
+smoke: dist
+	CHORUS_BIN=dist/chorus bash scripts/k6-smoke.sh
 
 ## The Helm chart, validated offline with the real tools (scripts/chart-test.sh).
 chart:
