@@ -123,12 +123,14 @@ export declare class ChorusClient {
     /**
      * Sends a chat message. It gets a stable `client_msg_id`, waits in the queue while offline or
      * while its room is being re-joined, and is resent until acknowledged; the promise settles
-     * with the ack (possibly `duplicate: true`) or a refusal.
+     * with the ack (possibly `duplicate: true`) or a refusal. `traceparent` is the app's W3C trace
+     * context for this message (e.g. from its OpenTelemetry span), sent with every attempt.
      */
     send(room: string, body: string, opts?: {
         replyTo?: number;
         attachments?: Attachment[];
         clientMsgId?: string;
+        traceparent?: string;
     }): Promise<AckFrame>;
     /** Replaces the body of your message `target`. */
     edit(room: string, target: number, body: string): Promise<AckFrame>;

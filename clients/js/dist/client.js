@@ -188,10 +188,13 @@ export class ChorusClient {
     /**
      * Sends a chat message. It gets a stable `client_msg_id`, waits in the queue while offline or
      * while its room is being re-joined, and is resent until acknowledged; the promise settles
-     * with the ack (possibly `duplicate: true`) or a refusal.
+     * with the ack (possibly `duplicate: true`) or a refusal. `traceparent` is the app's W3C trace
+     * context for this message (e.g. from its OpenTelemetry span), sent with every attempt.
      */
     send(room, body, opts = {}) {
         const frame = { type: "send", room, client_msg_id: opts.clientMsgId ?? this.msgIds.next(), body };
+        if (opts.traceparent !== undefined)
+            frame.traceparent = opts.traceparent;
         if (opts.replyTo !== undefined)
             frame.reply_to = opts.replyTo;
         if (opts.attachments && opts.attachments.length > 0)

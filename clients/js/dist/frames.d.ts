@@ -232,6 +232,13 @@ interface Request {
 interface EntryRequest extends Request {
     client_msg_id?: string;
 }
+/**
+ * The frames that may carry the app's W3C trace context (`traceparent`), so the server's trace
+ * of the send links to, or continues, the app's span (docs/operations/tracing.md).
+ */
+interface Traced {
+    traceparent?: string;
+}
 export interface AuthRequest extends Request {
     type: "auth";
     token: string;
@@ -245,25 +252,25 @@ export interface LeaveRequest extends Request {
     type: "leave";
     room: string;
 }
-export interface SendRequest extends EntryRequest {
+export interface SendRequest extends EntryRequest, Traced {
     type: "send";
     room: string;
     body: string;
     reply_to?: number;
     attachments?: Attachment[];
 }
-export interface EditRequest extends EntryRequest {
+export interface EditRequest extends EntryRequest, Traced {
     type: "edit";
     room: string;
     target: number;
     body: string;
 }
-export interface DeleteRequest extends EntryRequest {
+export interface DeleteRequest extends EntryRequest, Traced {
     type: "delete";
     room: string;
     target: number;
 }
-export interface EventRequest extends EntryRequest {
+export interface EventRequest extends EntryRequest, Traced {
     type: "event";
     room: string;
     event: string;

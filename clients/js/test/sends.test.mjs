@@ -172,3 +172,26 @@ test("sendTimeoutMs bounds how long a send may wait", async (t) => {
   t.after(() => client.close());
   await assert.rejects(client.send("r", "offline"), (e) => e.code === "timeout");
 });
+
+test("a send's traceparent goes with every attempt of it, and only with it", async (t) => {
+  const server = new FakeChorus();
+  const client = new ChorusClient(fastOptions(server));
+  t.after(() => client.close());
+  client.connect();
+  await client.join("r", { since: 0 });
+  let dropped = false;
+  server.hooks.push((conn, frame) => {
+    if (frame.type !== "send" || dropped) return false;
+    dropped = true;
+    conn.close(1006, "");
+    return true;
+  });
+  const tp = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
+  await client.send("r", "traced", { traceparent: tp });
+  await client.send("r", "plain");
+  const sends = server.framesOf("send");
+  assert.deepEqual(
+    sends.map((f) => [f.body, f.traceparent]),
+    [["traced", tp], ["traced", tp], ["plain", undefined]],
+  );
+});
