@@ -111,6 +111,13 @@ fn user_key(user: &UserId) -> RoomId {
 
 impl RingRouterClient {
     pub fn new(ring: RingView, config: RingClientConfig) -> Self {
+        // At 0 from the start: dashboards and alerts see the series before the first retry.
+        for name in [
+            "chorus_gateway_not_owner_retries_total",
+            "chorus_gateway_router_retries_total",
+        ] {
+            metrics::counter!(name).increment(0);
+        }
         RingRouterClient {
             ring,
             config,

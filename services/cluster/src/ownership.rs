@@ -132,6 +132,14 @@ impl LeaseOwnership {
         heartbeat: Arc<AtomicU64>,
         config: OwnershipConfig,
     ) -> Result<Arc<LeaseOwnership>, RouterError> {
+        // At 0 from the start: dashboards and alerts see the series before the first move.
+        for name in [
+            "chorus_router_slot_claims_total",
+            "chorus_router_slot_releases_total",
+            "chorus_router_session_renewals_total",
+        ] {
+            metrics::counter!(name).increment(0);
+        }
         let this = Arc::new(LeaseOwnership {
             name,
             holder,

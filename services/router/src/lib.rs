@@ -148,6 +148,18 @@ impl Router {
         ownership: Arc<dyn Ownership>,
         config: RouterConfig,
     ) -> Self {
+        // Counters of rare events start at 0, so dashboards and alerts see a series (and a
+        // rate of 0) before the first event rather than no data.
+        for name in [
+            "chorus_messages_sequenced_total",
+            "chorus_router_room_overloaded_total",
+            "chorus_router_room_rate_limited_total",
+            "chorus_bus_publish_errors_total",
+            "chorus_read_marks_written_total",
+            "chorus_receipts_not_relayed_total",
+        ] {
+            metrics::counter!(name).increment(0);
+        }
         let filter = Arc::new(config.filter.clone());
         Self::with_filter(store, state, bus, ownership, filter, config)
     }

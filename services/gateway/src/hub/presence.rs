@@ -41,6 +41,13 @@ pub(crate) struct Reporter {
 impl Reporter {
     /// Starts the lane tasks; they end when every clone of the reporter is dropped.
     pub(crate) fn new(router: Arc<dyn RouterClient>) -> Self {
+        // At 0 from the start, like every counter of a rare event.
+        for name in [
+            "chorus_presence_reports_dropped_total",
+            "chorus_presence_report_errors_total",
+        ] {
+            metrics::counter!(name).increment(0);
+        }
         let nanos = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map_or(0, |d| d.as_nanos());
