@@ -12,8 +12,9 @@ run:
 	./target/release/chorus standalone --dev --data-dir $(DATA_DIR)
 
 ## The whole test suite: formatting, lints, unit, conformance, black-box and browser tests,
-## the Helm chart's offline validation, and the k6 smoke on the release binary of `make dist`.
-test: lint unit chart smoke
+## the Grafana dashboards against a real Prometheus and the k6 smoke (both on dist/chorus, the
+## release binary the image ships), and the Helm chart's offline validation.
+test: lint dist unit chart smoke
 
 lint:
 	$(CARGO) fmt --all --check
@@ -23,8 +24,10 @@ lint:
 ## around the run; the clients' tests (SDK, cluster drain, browser tests in Chromium) run on
 ## the same services after the Rust tests, with the chorus binary those built (a separate
 ## `cargo build` would rebuild dependencies with other features: two minutes for nothing).
+## Then the dashboards test (scripts/dashboards-test.sh): a real Prometheus scrapes a local
+## cluster under k6 load, and every panel's query must return data (dist/chorus when built).
 unit:
-	bash scripts/with-test-services.sh sh -c '$(CARGO) test --workspace --locked && bash scripts/clients-test.sh'
+	bash scripts/with-test-services.sh sh -c '$(CARGO) test --workspace --locked && bash scripts/clients-test.sh && bash scripts/dashboards-test.sh'
 
 ## Only the clients' tests (SDK, cluster drain, browser): faster when the Rust side is unchanged.
 clients:

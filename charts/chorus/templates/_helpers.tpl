@@ -89,6 +89,14 @@ CHORUS_MAX_BODY_BYTES: {{ .Values.cluster.maxBodyBytes | toString | quote }}
 CHORUS_MAX_ATTACHMENT_BYTES: {{ .Values.cluster.maxAttachmentBytes | toString | quote }}
 {{- end }}
 
+{{/* Traces, for gateways and routers (docs/operations/tracing.md); nothing when off. */}}
+{{- define "chorus.env.tracing" -}}
+{{- with .Values.tracing.otlpEndpoint }}
+OTEL_EXPORTER_OTLP_ENDPOINT: {{ . | quote }}
+CHORUS_TRACE_SAMPLE_RATIO: {{ $.Values.tracing.sampleRatio | toString | quote }}
+{{- end }}
+{{- end }}
+
 {{/* Settings of the database, for the routers and the migration. */}}
 {{- define "chorus.env.cql" -}}
 CHORUS_CQL_CONTACT_POINTS: {{ join "," .Values.cql.contactPoints | quote }}
@@ -109,11 +117,11 @@ variables, refusing those the chart sets itself (a second value would silently l
 {{- end }}
 
 {{- define "chorus.gateway.reservedEnv" -}}
-{{- list "CHORUS_NATS_URL" "CHORUS_CLUSTER_PREFIX" "CHORUS_MEMBER_TTL" "CHORUS_LOG" "CHORUS_LOG_FORMAT" "CHORUS_MAX_BODY_BYTES" "CHORUS_MAX_ATTACHMENT_BYTES" "CHORUS_LISTEN" "CHORUS_WEB" "CHORUS_ALLOWED_ORIGINS" "CHORUS_DRAIN_WINDOW" "CHORUS_DRAIN_TIMEOUT" "CHORUS_JWT_SECRET" | toJson }}
+{{- list "CHORUS_NATS_URL" "CHORUS_CLUSTER_PREFIX" "CHORUS_MEMBER_TTL" "CHORUS_LOG" "CHORUS_LOG_FORMAT" "CHORUS_MAX_BODY_BYTES" "CHORUS_MAX_ATTACHMENT_BYTES" "CHORUS_LISTEN" "CHORUS_WEB" "CHORUS_ALLOWED_ORIGINS" "CHORUS_DRAIN_WINDOW" "CHORUS_DRAIN_TIMEOUT" "CHORUS_JWT_SECRET" "CHORUS_TRACE_SAMPLE_RATIO" "CHORUS_TRACE_CLIENT_PARENT" | toJson }}
 {{- end }}
 
 {{- define "chorus.router.reservedEnv" -}}
-{{- list "CHORUS_NATS_URL" "CHORUS_CLUSTER_PREFIX" "CHORUS_MEMBER_TTL" "CHORUS_LOG" "CHORUS_LOG_FORMAT" "CHORUS_MAX_BODY_BYTES" "CHORUS_MAX_ATTACHMENT_BYTES" "CHORUS_CQL_CONTACT_POINTS" "CHORUS_CQL_KEYSPACE" "CHORUS_CQL_CONSISTENCY" "CHORUS_CQL_REQUEST_TIMEOUT" "CHORUS_GRPC_LISTEN" "CHORUS_HTTP_LISTEN" "CHORUS_SESSION_TTL" "CHORUS_CLOCK_DRIFT" "CHORUS_ROUTER_NAME" "CHORUS_ADVERTISE_URL" "POD_NAME" "CHORUS_JWT_SECRET" | toJson }}
+{{- list "CHORUS_NATS_URL" "CHORUS_CLUSTER_PREFIX" "CHORUS_MEMBER_TTL" "CHORUS_LOG" "CHORUS_LOG_FORMAT" "CHORUS_MAX_BODY_BYTES" "CHORUS_MAX_ATTACHMENT_BYTES" "CHORUS_CQL_CONTACT_POINTS" "CHORUS_CQL_KEYSPACE" "CHORUS_CQL_CONSISTENCY" "CHORUS_CQL_REQUEST_TIMEOUT" "CHORUS_GRPC_LISTEN" "CHORUS_HTTP_LISTEN" "CHORUS_SESSION_TTL" "CHORUS_CLOCK_DRIFT" "CHORUS_ROUTER_NAME" "CHORUS_ADVERTISE_URL" "POD_NAME" "CHORUS_JWT_SECRET" "CHORUS_TRACE_SAMPLE_RATIO" | toJson }}
 {{- end }}
 
 {{/* Checks that the schema cannot express; called from every workload template. */}}

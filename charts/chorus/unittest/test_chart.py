@@ -10,6 +10,7 @@ Prints one line per test and ends with `N passed, N failed`; exits 1 on any fail
 """
 
 import copy
+import json
 import os
 import re
 import subprocess
@@ -248,6 +249,48 @@ def cm_name(docs, component):
     return f"{FULL}-{component}"
 
 
+DASHBOARDS = ("overview", "gateway", "router", "storage")
+CATALOGUE = os.path.join(CHART, "..", "..", "docs", "operations", "metrics.md")
+
+
+def dashboards(docs):
+    """The dashboards the chart ships, by name, parsed from their ConfigMaps."""
+    out = {}
+    for cm in find(docs, "ConfigMap"):
+        if cm["metadata"].get("labels", {}).get("grafana_dashboard") is None:
+            continue
+        ((key, text),) = cm["data"].items()
+        out[key] = yaml.safe_load(text)  # JSON is YAML
+    return out
+
+
+def panels_of(dash):
+    for p in dash["panels"]:
+        if p["type"] != "row":
+            yield p
+        yield from (q for q in p.get("panels", []) if q["type"] != "row")
+
+
+def check_dashboards(docs):
+    dash = dashboards(docs)
+    assert sorted(dash) == sorted(f"chorus-{n}.json" for n in DASHBOARDS), f"dashboards shipped: {sorted(dash)}"
+    uids = [d["uid"] for d in dash.values()]
+    assert sorted(uids) == sorted(f"chorus-{n}" for n in DASHBOARDS), f"uids are not the fixed ones: {uids}"
+    documented = set(re.findall(r"`(chorus_[a-z_]+)`", open(CATALOGUE).read()))
+    for name, d in dash.items():
+        variables = {v["name"]: v for v in d["templating"]["list"]}
+        assert variables["datasource"]["type"] == "datasource" and variables["datasource"]["query"] == "prometheus", name
+        panels = list(panels_of(d))
+        assert panels, f"{name} has no panels"
+        for p in panels:
+            assert p["datasource"]["uid"] == "${datasource}", f"{name}: panel {p['title']!r} does not use $datasource"
+            assert p["targets"], f"{name}: panel {p['title']!r} has no query"
+            for t in p["targets"]:
+                assert t["datasource"]["uid"] == "${datasource}", f"{name}: a query of {p['title']!r} does not use $datasource"
+                for metric in re.findall(r"\b(chorus_[a-z_]+?)(?:_bucket|_sum|_count)?\b", t["expr"]):
+                    assert metric in documented, f"{name}: {p['title']!r} uses {metric}, not in docs/operations/metrics.md"
+
+
 # ---------------------------------------------------------------- mutants
 # Each mutant breaks the documents the way a regression would; its check must then fail.
 
@@ -258,6 +301,14 @@ def _gw_container(docs):
 
 def _router_container(docs):
     return router(docs)["spec"]["template"]["spec"]["containers"][0]
+
+
+def _hardcode_datasource(data):
+    """A dashboard whose last query names a fixed datasource instead of the variable."""
+    ((key, text),) = data.items()
+    dash = json.loads(text)
+    list(panels_of(dash))[-1]["targets"][-1]["datasource"]["uid"] = "prometheus"
+    data[key] = json.dumps(dash)
 
 
 def _set(fn):
@@ -281,6 +332,7 @@ MUTANTS = {
     check_helm_test_round_trip: _set(lambda d: d.remove(find(d, "Pod")[0])),
     check_jwt_secret_only_where_needed: _set(lambda d: _router_container(d)["env"].append({"name": "CHORUS_JWT_SECRET", "value": "x"})),
     check_gateway_config: _set(lambda d: one(d, "ConfigMap", f"{FULL}-gateway")["data"].update(CHORUS_LISTEN="127.0.0.1:8080")),
+    check_dashboards: _set(lambda d: _hardcode_datasource(one(d, "ConfigMap", f"{FULL}-dashboard-router")["data"])),
 }
 
 DOC_CHECKS = list(MUTANTS)
@@ -359,6 +411,34 @@ def test_optional_resources_follow_values():
     assert "lifecycle" not in gateway(nomig)["spec"]["template"]["spec"]["containers"][0]
 
 
+def test_dashboards_follow_values():
+    off = render(["minimal.yaml"], {"metrics": {"dashboards": {"enabled": False}}})
+    assert not dashboards(off), "dashboards.enabled=false still rendered dashboards"
+    custom = render(["minimal.yaml"], {"metrics": {"dashboards": {
+        "label": "example.com/dashboard", "labelValue": "chorus", "namespace": "grafana",
+        "annotations": {"grafana_folder": "Chorus"}}}})
+    cms = [c for c in find(custom, "ConfigMap") if "example.com/dashboard" in c["metadata"]["labels"]]
+    assert len(cms) == len(DASHBOARDS), f"{len(cms)} ConfigMaps carry the custom label"
+    for c in cms:
+        assert c["metadata"]["labels"]["example.com/dashboard"] == "chorus"
+        assert c["metadata"]["namespace"] == "grafana"
+        assert c["metadata"]["annotations"] == {"grafana_folder": "Chorus"}
+    assert all(c["metadata"]["namespace"] == NAMESPACE for c in find(render(["minimal.yaml"]), "ConfigMap"))
+
+
+def test_tracing_reaches_gateways_and_routers():
+    off = render(["minimal.yaml"])
+    for component in ("gateway", "router"):
+        assert "OTEL_EXPORTER_OTLP_ENDPOINT" not in one(off, "ConfigMap", f"{FULL}-{component}")["data"]
+    on = render(["minimal.yaml"], {"tracing": {"otlpEndpoint": "http://otel:4317", "sampleRatio": 0.5, "clientParent": True}})
+    for component in ("gateway", "router"):
+        data = one(on, "ConfigMap", f"{FULL}-{component}")["data"]
+        assert data["OTEL_EXPORTER_OTLP_ENDPOINT"] == "http://otel:4317", component
+        assert data["CHORUS_TRACE_SAMPLE_RATIO"] == "0.5", component
+    assert one(on, "ConfigMap", f"{FULL}-gateway")["data"]["CHORUS_TRACE_CLIENT_PARENT"] == "true"
+    assert "CHORUS_TRACE_CLIENT_PARENT" not in one(on, "ConfigMap", f"{FULL}-router")["data"]
+
+
 def test_servicemonitors_match_services():
     docs = render(["full.yaml"])
     services = find(docs, "Service")
@@ -413,6 +493,8 @@ def all_tests():
         test_optional_resources_follow_values,
         test_servicemonitors_match_services,
         test_router_netpol_admits_only_gateways_on_grpc,
+        test_dashboards_follow_values,
+        test_tracing_reaches_gateways_and_routers,
     ]
     return tests
 
