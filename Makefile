@@ -40,9 +40,11 @@ clients:
 smoke: dist
 	CHORUS_BIN=dist/chorus bash scripts/k6-smoke.sh
 
-## The Helm chart, validated offline with the real tools (scripts/chart-test.sh).
+## The Helm chart and the kustomize manifests in k8s/, validated offline with the real tools
+## (scripts/chart-test.sh, scripts/k8s-test.sh).
 chart:
 	bash scripts/chart-test.sh
+	bash scripts/k8s-test.sh
 
 build:
 	$(CARGO) build --release --locked -p chorus
