@@ -25,8 +25,9 @@ use std::{
 
 use chorus_core::RoomId;
 use common::{
-    Client, SECRET, cluster,
+    Client, cluster,
     procs::{ProcCluster, log_dir},
+    token,
 };
 use futures_util::{SinkExt, StreamExt};
 use serde_json::{Value, json};
@@ -35,15 +36,6 @@ use tokio_tungstenite::tungstenite::{Message, client::IntoClientRequest};
 
 // ---------------------------------------------------------------------------------------------
 // Clients that behave like a careful app: retry with the same client_msg_id, resume with since.
-
-fn token(user: &str) -> String {
-    chorus_gateway::Authenticator::new(SECRET.as_bytes())
-        .unwrap()
-        .mint(
-            &chorus_core::UserId::new(user).unwrap(),
-            Duration::from_secs(3600),
-        )
-}
 
 type Ws = tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<TcpStream>>;
 

@@ -19,7 +19,7 @@ use std::{
 };
 
 use axum::{Router, body::Bytes, extract::State, routing::post};
-use common::{Client, SECRET, cluster, procs::ProcCluster};
+use common::{Client, SECRET, cluster, procs::ProcCluster, token};
 use serde_json::{Value, json};
 use tokio::process::{Child, Command};
 
@@ -234,15 +234,6 @@ impl Drop for Collector {
     fn drop(&mut self) {
         let _ = self.child.start_kill();
     }
-}
-
-fn token(user: &str) -> String {
-    chorus_gateway::Authenticator::new(SECRET.as_bytes())
-        .unwrap()
-        .mint(
-            &chorus_core::UserId::new(user).unwrap(),
-            Duration::from_secs(3600),
-        )
 }
 
 /// A client-side context, as a traced app would put in its frames.

@@ -377,7 +377,13 @@ impl RoomTask {
             }
             event = sub.next() => match event {
                 Some(BusEvent::Delivery(d)) => {
-                    let mut span = process_span(self.hub.bus.system(), &self.room, d.seq, d.trace.as_ref());
+                    let mut span = chorus_telemetry::message_span(
+                        chorus_telemetry::MessageOp::Deliver,
+                        self.hub.bus.system(),
+                        self.room.as_str(),
+                        d.seq,
+                        d.trace.as_ref(),
+                    );
                     let done = self.on_delivery(d.seq, d.frame).await;
                     span.set("chorus.subscribers", self.subs.len() as i64);
                     done
@@ -624,33 +630,6 @@ fn is_member_entry(frame: &[u8]) -> bool {
 /// The `ts` of a `msg` frame, read without parsing it: `ts` is the first field of that name
 /// (it follows `seq`, `from`, `body` and `client_msg_id`, whose strings cannot hold a bare
 /// `"ts":`, and precedes the kind's fields, whose data could).
-/// The span of fanning one delivery out to this gateway's subscribers (OpenTelemetry
-/// messaging conventions: a `process` span under the publisher's, from the bus's envelope).
-fn process_span(
-    system: &'static str,
-    room: &RoomId,
-    seq: u64,
-    trace: Option<&chorus_core::trace::TraceParent>,
-) -> chorus_telemetry::Span {
-    let Some(trace) = trace else {
-        return chorus_telemetry::Span::none();
-    };
-    chorus_telemetry::start(
-        "process",
-        chorus_telemetry::Kind::Consumer,
-        Some(trace),
-        |a| {
-            use chorus_telemetry::Attr;
-            a.push(Attr::new("messaging.system", system));
-            a.push(Attr::new("messaging.operation.type", "process"));
-            a.push(Attr::new("messaging.operation.name", "deliver"));
-            a.push(Attr::new("messaging.destination.name", room.to_string()));
-            a.push(Attr::new("messaging.message.id", format!("{room}/{seq}")));
-            a.push(Attr::new("chorus.seq", seq as i64));
-        },
-    )
-}
-
 fn frame_ts(frame: &[u8]) -> Option<u64> {
     const KEY: &[u8] = b",\"ts\":";
     let at = frame.windows(KEY.len()).position(|w| w == KEY)? + KEY.len();

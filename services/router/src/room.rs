@@ -447,7 +447,13 @@ impl RoomActor {
                 };
                 self.recent.insert((m.from.clone(), cmid.clone()), ack);
             }
-            let mut span = publish_span(self.shared.bus.system(), m, trace.as_ref());
+            let mut span = chorus_telemetry::message_span(
+                chorus_telemetry::MessageOp::Publish,
+                self.shared.bus.system(),
+                m.room.as_str(),
+                m.seq,
+                trace.as_ref(),
+            );
             let delivery = Delivery {
                 trace: span.traceparent(),
                 room: m.room.clone(),
@@ -511,34 +517,6 @@ fn append_span(room: &RoomId, traces: &[Option<TraceParent>], n: usize) -> choru
             a.push(Attr::new("db.collection.name", "messages"));
             a.push(Attr::new("db.operation.batch.size", n as i64));
             a.push(Attr::new("chorus.room", room.to_string()));
-        },
-    )
-}
-
-/// The span of publishing one message to the room's subscribers (OpenTelemetry messaging
-/// conventions); its context rides with the delivery to the gateways.
-fn publish_span(
-    system: &'static str,
-    m: &Message,
-    trace: Option<&TraceParent>,
-) -> chorus_telemetry::Span {
-    let Some(trace) = trace else {
-        return chorus_telemetry::Span::none();
-    };
-    chorus_telemetry::start(
-        "publish",
-        chorus_telemetry::Kind::Producer,
-        Some(trace),
-        |a| {
-            a.push(Attr::new("messaging.system", system));
-            a.push(Attr::new("messaging.operation.type", "send"));
-            a.push(Attr::new("messaging.operation.name", "publish"));
-            a.push(Attr::new("messaging.destination.name", m.room.to_string()));
-            a.push(Attr::new(
-                "messaging.message.id",
-                format!("{}/{}", m.room, m.seq),
-            ));
-            a.push(Attr::new("chorus.seq", m.seq as i64));
         },
     )
 }

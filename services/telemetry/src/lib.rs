@@ -304,6 +304,46 @@ pub fn start_linked(
     }
 }
 
+/// What a messaging span does with one message (OpenTelemetry's `messaging.operation.type`
+/// and `messaging.operation.name`).
+#[derive(Debug, Clone, Copy)]
+pub enum MessageOp {
+    /// The router publishes a sequenced message to the room's subscribers (producer).
+    Publish,
+    /// A gateway fans a delivery out to its connections (consumer).
+    Deliver,
+}
+
+/// The span of one sequenced message of `room` on its way to subscribers, under `parent` (the
+/// send's context, or the publisher's from the bus). No parent, no span: untraced work has no
+/// trace to join.
+pub fn message_span(
+    op: MessageOp,
+    system: &'static str,
+    room: &str,
+    seq: u64,
+    parent: Option<&TraceParent>,
+) -> Span {
+    let Some(parent) = parent.filter(|_| enabled()) else {
+        return Span::none();
+    };
+    let (name, kind, op_type, op_name) = match op {
+        MessageOp::Publish => ("publish", Kind::Producer, "send", "publish"),
+        MessageOp::Deliver => ("process", Kind::Consumer, "process", "deliver"),
+    };
+    start(name, kind, Some(parent), |a| {
+        a.push(KeyValue::new("messaging.system", system));
+        a.push(KeyValue::new("messaging.operation.type", op_type));
+        a.push(KeyValue::new("messaging.operation.name", op_name));
+        a.push(KeyValue::new("messaging.destination.name", room.to_owned()));
+        a.push(KeyValue::new(
+            "messaging.message.id",
+            format!("{room}/{seq}"),
+        ));
+        a.push(KeyValue::new("chorus.seq", seq as i64));
+    })
+}
+
 /// Most links a batch span records to the other traces in its batch.
 pub const MAX_LINKS: usize = 16;
 

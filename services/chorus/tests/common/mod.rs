@@ -39,6 +39,13 @@ impl Server {
 }
 
 pub const SECRET: &str = "test-secret-test-secret-test-secret!";
+
+/// A token for `user`, signed with [`SECRET`] (for servers the test started as processes).
+pub fn token(user: &str) -> String {
+    Authenticator::new(SECRET.as_bytes())
+        .unwrap()
+        .mint(&UserId::new(user).unwrap(), Duration::from_secs(3600))
+}
 pub const WAIT: Duration = Duration::from_secs(10);
 
 pub struct Server {
