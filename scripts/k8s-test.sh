@@ -14,7 +14,8 @@
 #   4. are validated against their CRD's schema: the ScyllaCluster of the dev overlay against
 #      scylla-operator's CRD (module github.com/scylladb/scylla-operator from the Go module
 #      proxy, its deploy/operator.yaml), with Python jsonschema;
-#   5. the overlays keep what matters: namespaces, replicas, the NATS and CQL endpoints.
+#   5. checkov on every overlay's build, with the chart's justified skips (charts/chorus/.checkov.yaml);
+#   6. the overlays keep what matters: namespaces, replicas, the NATS and CQL endpoints.
 #
 # kustomize is built from the Go module proxy (sigs.k8s.io/kustomize/kustomize/v5) into
 # $CHORUS_CACHE/bin; helm and the validators come from scripts/chart-test.sh install.
@@ -115,9 +116,17 @@ run() {
   done
   log "3-4. every build valid for Kubernetes ${KUBE_VERSIONS[*]}; custom resources valid against scylla-operator $SCYLLA_OPERATOR_VERSION's CRDs"
 
+  mkdir -p "$work/lint"
+  # The overlays (the base alone has no namespace; as the chart's rendering it is linted by
+  # chart-test.sh).
+  for overlay in "${OVERLAYS[@]}"; do cp "$work/build-$overlay.yaml" "$work/lint/"; done
+  "$VENV/bin/checkov" --config-file "$REPO/charts/chorus/.checkov.yaml" -d "$work/lint" >"$work/checkov.out" 2>&1 ||
+    { cat "$work/checkov.out" >&2; die "checkov found problems in the kustomize builds (above)"; }
+  log "5. checkov: $(grep -m1 'Passed checks' "$work/checkov.out")"
+
   "$VENV/bin/python" "$K8S/tests/test_overlays.py" "$work" ||
     die "the overlays' checks failed"
-  log "5. overlay checks passed"
+  log "6. overlay checks passed"
   log "k8s checks passed in $(elapsed "$start")s"
 }
 

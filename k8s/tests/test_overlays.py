@@ -30,6 +30,8 @@ def check_dev(docs):
     assert one(docs, "HorizontalPodAutoscaler", "chorus-gateway")["spec"]["minReplicas"] == 1
     nats = one(docs, "StatefulSet", "nats")["spec"]["template"]["spec"]["containers"][0]
     assert "--jetstream" in nats["args"], "dev NATS without JetStream: membership needs it"
+    np = one(docs, "NetworkPolicy", "nats")["spec"]["ingress"][0]["from"][0]["podSelector"]["matchLabels"]
+    assert np == {"app.kubernetes.io/name": "chorus"}, "dev NATS open beyond Chorus"
     svc = one(docs, "Service", "nats")
     assert svc["spec"]["ports"][0]["port"] == 4222
     scylla = one(docs, "ScyllaCluster", "scylla")
@@ -56,6 +58,8 @@ def check_base_is_the_chart(docs):
     assert sts["podManagementPolicy"] == "Parallel"
     headless = one(docs, "Service", "chorus-router-headless")["spec"]
     assert headless["clusterIP"] == "None" and headless["publishNotReadyAddresses"] is True
+    rt_np = one(docs, "NetworkPolicy", "chorus-router")["spec"]["ingress"]
+    assert any(r.get("from") for r in rt_np), "routers take gRPC from anyone"
     job = one(docs, "Job", "chorus-migrate")
     assert not any(k.startswith("helm.sh/") for k in job["metadata"].get("annotations", {})), "a Helm hook left in the base"
     labels = one(docs, "Deployment", "chorus-gateway")["metadata"]["labels"]
