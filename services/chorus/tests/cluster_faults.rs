@@ -67,35 +67,36 @@ async fn next_json(ws: &mut Ws, within: Duration) -> Option<Option<Value>> {
     }
 }
 
-/// Joins `room` (resuming after `since` if given); true once `joined` arrived.
+/// Joins `room` (resuming after `since` if given); Ok once `joined` arrived, else what came
+/// instead.
 async fn join(
     ws: &mut Ws,
     room: &str,
     since: Option<u64>,
     id: u64,
     backlog: &mut Vec<Value>,
-) -> bool {
+) -> Result<(), String> {
     let mut frame = json!({"type":"join","id":id,"room":room});
     if let Some(s) = since {
         frame["since"] = json!(s);
     }
     if ws.send(Message::text(frame.to_string())).await.is_err() {
-        return false;
+        return Err("the connection broke before the join".into());
     }
     let deadline = Instant::now() + Duration::from_secs(15);
     while Instant::now() < deadline {
         match next_json(ws, Duration::from_secs(1)).await {
-            None => return false,
+            None => return Err("the connection closed during the join".into()),
             Some(None) => {}
             Some(Some(v)) => match v["type"].as_str() {
-                Some("joined") if v["id"] == id => return true,
-                Some("error") if v["id"] == id => return false,
+                Some("joined") if v["id"] == id => return Ok(()),
+                Some("error") if v["id"] == id => return Err(v.to_string()),
                 Some("msg") => backlog.push(v),
                 _ => {}
             },
         }
     }
-    false
+    Err("no answer to the join within 15 s".into())
 }
 
 #[derive(Default)]
@@ -133,7 +134,10 @@ async fn sender(
                     continue;
                 };
                 id += 1;
-                if !join(&mut c, &room, None, id, &mut Vec::new()).await {
+                if join(&mut c, &room, None, id, &mut Vec::new())
+                    .await
+                    .is_err()
+                {
                     tokio::time::sleep(Duration::from_millis(200)).await;
                     continue;
                 }
@@ -204,7 +208,11 @@ async fn receiver(
     let mut seen: Vec<(u64, String)> = Vec::new();
     let mut problems = Vec::new();
     let mut id = 0u64;
-    let give_up = Instant::now() + Duration::from_secs(180);
+    // Stuck means no new message for this long while more were expected, however slow the
+    // machine; `why` says what the last attempt to get back in ran into.
+    let patience = Duration::from_secs(120);
+    let mut progress_at = Instant::now();
+    let mut why = String::from("connected");
     let check = |v: &Value, seen: &mut Vec<(u64, String)>, problems: &mut Vec<String>| {
         let seq = v["seq"].as_u64().unwrap();
         let last = seen.last().map_or(0, |(s, _)| *s);
@@ -222,31 +230,47 @@ async fn receiver(
             break;
         }
         assert!(
-            Instant::now() < give_up,
-            "{room}: receiver stuck at {:?}",
+            progress_at.elapsed() < patience,
+            "{room}: receiver stuck at {:?} for {patience:?} (target {target_now}); last: {why}",
             seen.last()
         );
         let Some(mut c) = connect(&url, &user).await else {
+            why = "the gateway refused the connection".into();
             tokio::time::sleep(Duration::from_millis(200)).await;
             continue;
         };
         id += 1;
         let mut backlog = Vec::new();
         let since = seen.last().map_or(0, |(s, _)| *s);
-        if !join(&mut c, &room, Some(since), id, &mut backlog).await {
+        if let Err(e) = join(&mut c, &room, Some(since), id, &mut backlog).await {
+            why = format!("join after {since}: {e}");
             tokio::time::sleep(Duration::from_millis(200)).await;
             continue;
         }
+        let mut reached = seen.len();
         for v in &backlog {
             check(v, &mut seen, &mut problems);
         }
         loop {
+            if seen.len() > reached {
+                reached = seen.len();
+                progress_at = Instant::now();
+            }
             let target_now = target.load(Ordering::Acquire);
-            if target_now > 0 && seen.last().map_or(0, |(s, _)| *s) >= target_now {
+            let at = seen.last().map_or(0, |(s, _)| *s);
+            if target_now > 0 && at >= target_now {
                 break 'outer;
             }
+            if progress_at.elapsed() >= patience {
+                why = format!("joined after {since}, then silent");
+                continue 'outer;
+            }
             match next_json(&mut c, Duration::from_millis(500)).await {
-                None => continue 'outer, // dropped (1013, 4008, gateway gone): resume
+                None => {
+                    // dropped (1013, 4008, gateway gone): resume
+                    why = format!("dropped after {at}");
+                    continue 'outer;
+                }
                 Some(None) => {}
                 Some(Some(v)) if v["type"] == "msg" => check(&v, &mut seen, &mut problems),
                 Some(Some(_)) => {}
@@ -347,6 +371,30 @@ impl Traffic {
                 Instant::now() < deadline,
                 "traffic stalled at {} acks",
                 self.acked()
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    /// Waits until every room has an ack newer than `since`: each one is served again, not
+    /// only some of them. Fails naming the rooms that are not, and what senders were told.
+    async fn wait_for_every_room_after(&self, since: Instant, within: Duration) {
+        let deadline = Instant::now() + within;
+        loop {
+            let waiting: Vec<&String> = self
+                .rooms
+                .iter()
+                .filter(|r| {
+                    first_ack_after(&self.ledger, std::slice::from_ref(*r), since).is_none()
+                })
+                .collect();
+            if waiting.is_empty() {
+                return;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "{waiting:?} not served again within {within:?}; client-visible errors {:?}",
+                self.ledger.lock().unwrap().errors
             );
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
@@ -650,6 +698,9 @@ async fn a_database_outage_fails_sends_as_unavailable_and_recovers() {
     assert!(unavailable > 0, "senders were told `unavailable`");
     relay.restore();
     let restored = Instant::now();
+    traffic
+        .wait_for_every_room_after(restored, Duration::from_secs(60))
+        .await;
     traffic.wait_for_acks(60, Duration::from_secs(90)).await;
     println!(
         "database outage: {unavailable} sends refused with `unavailable`; first ack {:.2} s after the database came back",

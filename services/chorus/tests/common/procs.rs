@@ -185,6 +185,39 @@ impl ProcCluster {
         p.child.wait().await.unwrap();
     }
 
+    /// Prints the warnings and errors each process logged (the last `lines` of them): what a
+    /// failed test's output needs to say why, since the logs themselves stay on the machine.
+    pub fn print_log_warnings(&self, lines: usize) {
+        let Ok(dir) = std::fs::read_dir(log_dir(self.name)) else {
+            return;
+        };
+        let mut files: Vec<_> = dir.flatten().map(|e| e.path()).collect();
+        files.sort();
+        for file in files {
+            let Ok(text) = std::fs::read_to_string(&file) else {
+                continue;
+            };
+            let notable: Vec<&str> = text
+                .lines()
+                .filter(|l| l.contains("WARN") || l.contains("ERROR"))
+                .collect();
+            let skip = notable.len().saturating_sub(lines);
+            eprintln!(
+                "--- {}: {} warnings and errors{}",
+                file.display(),
+                notable.len(),
+                if skip > 0 {
+                    format!(", the last {lines}")
+                } else {
+                    String::new()
+                }
+            );
+            for l in &notable[skip..] {
+                eprintln!("{l}");
+            }
+        }
+    }
+
     pub async fn router_metric(&self, name: &str, metric: &str) -> f64 {
         let http = self.routers[name].http.unwrap();
         let text = super::http_get(&format!("http://{http}/metrics")).await;
@@ -192,5 +225,13 @@ impl ProcCluster {
             .filter_map(|l| l.strip_prefix(metric)?.split_whitespace().last())
             .map(|v| v.parse::<f64>().unwrap())
             .sum()
+    }
+}
+
+impl Drop for ProcCluster {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            self.print_log_warnings(40);
+        }
     }
 }
