@@ -35,8 +35,9 @@ clients:
 	bash scripts/with-test-services.sh bash scripts/clients-test.sh
 
 ## The k6 smoke (loadtest/k6/smoke.js) against a standalone run from dist/chorus, the release
-## binary the image ships: counts and send -> deliver latency thresholds. The other k6 scripts
-## are for `make bench`-style runs (loadtest/README.md).
+## binary the image ships: counts and send -> deliver latency thresholds. Then the commands of
+## the chart's `helm test` pod, twice, against the same server. The other k6 scripts are for
+## `make bench`-style runs (loadtest/README.md).
 smoke: dist
 	CHORUS_BIN=dist/chorus bash scripts/k6-smoke.sh
 

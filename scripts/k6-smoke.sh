@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# The k6 smoke test (loadtest/k6/smoke.js) against a fresh `chorus standalone`.
+# The k6 smoke test (loadtest/k6/smoke.js) against a fresh `chorus standalone`, then the
+# commands of the chart's `helm test` pod against the same server.
 #
-#   bash scripts/k6-smoke.sh        # exits with k6's status; the last stdout line sums it up
+#   bash scripts/k6-smoke.sh        # fails when either fails; the last stdout lines sum up
 #
 # Starts the server on a free loopback port (--listen 127.0.0.1:0, the bound address read from
 # its output) with a temporary data dir and a newly generated 32-byte secret, waits for
@@ -98,9 +99,55 @@ else
   figures="no summary"
 fi
 
+# The chart's `helm test` pod, its containers' commands run here in the pod's order against
+# the same server, with the env the pod sets (CHORUS_URL, CHORUS_JWT_SECRET): the chart's
+# round trip works with the binary the image ships. Run twice, as `helm test` may be: the
+# second send must be answered `duplicate` and the room must still hold one message.
+helm_test_rc=0
+helm_test_pod() {
+  local helm py pass cmds line out
+  helm=$(bash "$SCRIPT_DIR/chart-test.sh" install | tail -n 1)
+  py="$CHORUS_CACHE/venv-k8s/bin/python"
+  "$helm" template chat "$REPO/charts/chorus" --namespace chorus --kube-version 1.37.0 \
+    -f "$REPO/charts/chorus/ci/minimal.yaml" \
+    --show-only templates/tests/test-roundtrip.yaml >"$work/test-pod.yaml" ||
+    { log "helm template of the test pod failed"; return 1; }
+  # One line per container, init containers first: its args, shell-quoted.
+  cmds=$("$py" - "$work/test-pod.yaml" <<'PY'
+import shlex, sys, yaml
+pod = yaml.safe_load(open(sys.argv[1]))
+spec = pod["spec"]
+for c in spec.get("initContainers", []) + spec["containers"]:
+    names = {e["name"] for e in c.get("env", [])}
+    assert {"CHORUS_URL", "CHORUS_JWT_SECRET"} <= names, f"{c['name']}: env {sorted(names)}"
+    print(shlex.join(c["args"]))
+PY
+  ) || { log "the rendered test pod is not what this check expects"; return 1; }
+  for pass in 1 2; do
+    while IFS= read -r line; do
+      eval "set -- $line"
+      out=$(CHORUS_URL="$url" timeout 90 "$CHORUS_BIN" "$@" 2>&1) ||
+        { log "helm test pod, pass $pass: chorus $line failed: $out"; return 1; }
+      log "helm test pod, pass $pass: chorus $1 -> $out"
+      case "$1 $pass" in
+        "send 1") [[ "$out" != *duplicate* ]] || { log "the first send was a duplicate"; return 1; } ;;
+        "send 2") [[ "$out" == *duplicate* ]] || { log "the rerun's send was not answered duplicate"; return 1; } ;;
+        tail*) [[ "$out" == *"helm test round trip"* ]] || { log "tail did not print the message"; return 1; } ;;
+      esac
+    done <<<"$cmds"
+  done
+}
+helm_test_pod || helm_test_rc=$?
+
 if [ "$k6_rc" -eq 0 ]; then
   echo "k6 smoke passed in $(elapsed "$start")s: $figures"
 else
   echo "k6 smoke FAILED (k6 exit $k6_rc) in $(elapsed "$start")s: $figures"
 fi
+if [ "$helm_test_rc" -eq 0 ]; then
+  echo "the chart's helm test round trip passed twice against $CHORUS_BIN"
+else
+  echo "the chart's helm test round trip FAILED against $CHORUS_BIN"
+fi
+[ "$k6_rc" -eq 0 ] && exit "$helm_test_rc"
 exit "$k6_rc"
