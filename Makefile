@@ -4,7 +4,7 @@
 CARGO ?= cargo
 DATA_DIR ?= .chorus-data
 
-.PHONY: run test lint unit clients chart smoke build dist up down bench clean
+.PHONY: run test tools lint unit clients chart smoke build dist up down bench clean
 
 ## Build and start standalone on 127.0.0.1:8080 in dev mode (prints how to get a token).
 run:
@@ -14,7 +14,17 @@ run:
 ## The whole test suite: formatting, lints, unit, conformance, black-box and browser tests,
 ## the Grafana dashboards against a real Prometheus and the k6 smoke (both on dist/chorus, the
 ## release binary the image ships), and the Helm chart's offline validation.
-test: lint dist unit chart smoke
+## The tools' installs (scripts/install-tools.sh) start first, in the background at low
+## priority, so that on a fresh machine their downloads and Go builds overlap the Rust builds;
+## each stage still installs what it needs itself (idempotent, under the same locks).
+test:
+	bash scripts/install-tools.sh start
+	@$(MAKE) --no-print-directory lint dist unit chart smoke; rc=$$?; \
+	  bash scripts/install-tools.sh stop; exit $$rc
+
+## Every tool the suite uses, installed (and cached under ~/.cache/chorus) in the foreground.
+tools:
+	bash scripts/install-tools.sh install
 
 lint:
 	$(CARGO) fmt --all --check

@@ -60,13 +60,13 @@ install_helm() {
   GOBIN="$BIN_DIR" \
     GOPATH="$CHORUS_CACHE/go" \
     GOMODCACHE="$CHORUS_CACHE/go/mod" \
-    GOCACHE="$CHORUS_CACHE/go/build" \
+    GOCACHE="$CHORUS_CACHE/go/build-helm" \
     GOFLAGS="-modcacherw -trimpath" \
     CGO_ENABLED=0 \
     go install -ldflags "-s -w" "$HELM_MODULE/cmd/helm@$HELM_VERSION" >&2 ||
     die "go install of helm $HELM_VERSION failed"
   # Keep the downloaded modules; drop the compiler output, which only a version bump would reuse.
-  rm -rf "$CHORUS_CACHE/go/build"
+  rm -rf "$CHORUS_CACHE/go/build-helm"
   [ "$(helm_installed_version)" = "$HELM_VERSION" ] || die "installed helm reports $(helm_installed_version), not $HELM_VERSION"
   log "installed helm $HELM_VERSION in $(elapsed "$start")s"
 }
