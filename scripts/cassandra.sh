@@ -13,7 +13,11 @@
 # CASSANDRA_STORAGE_PORT (7000), CASSANDRA_JMX_PORT (7199; "off" disables JMX),
 # CASSANDRA_HEAP (1G), CASSANDRA_START_TIMEOUT (180), CASSANDRA_JVM_EXTRA_OPTS,
 # CASSANDRA_LOG_LEVEL (INFO), CASSANDRA_CDS (1; 0 disables the class-data-sharing
-# archive), CQL_TIMEOUT (30), CHORUS_CACHE, CHORUS_RUN_DIR.
+# archive), CQL_TIMEOUT (30), CHORUS_CACHE, CHORUS_RUN_DIR,
+# CASSANDRA_AUTH (off; "password" turns on Cassandra's PasswordAuthenticator: every client
+# must log in, and the node's default superuser cassandra/cassandra exists at once),
+# CQL_USER and CQL_PASSWORD (the login of `cql` and the readiness probe when CASSANDRA_AUTH is
+# password; cassandra/cassandra by default).
 set -euo pipefail
 
 SCRIPT_DIR="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
@@ -31,6 +35,15 @@ CASSANDRA_HEAP="${CASSANDRA_HEAP:-1G}"
 CASSANDRA_START_TIMEOUT="${CASSANDRA_START_TIMEOUT:-180}"
 CASSANDRA_LOG_LEVEL="${CASSANDRA_LOG_LEVEL:-INFO}"
 CASSANDRA_CDS="${CASSANDRA_CDS:-1}"
+CASSANDRA_AUTH="${CASSANDRA_AUTH:-off}"
+case "$CASSANDRA_AUTH" in
+  off) AUTHENTICATOR=AllowAllAuthenticator ;;
+  password) AUTHENTICATOR=PasswordAuthenticator ;;
+  *)
+    echo "cassandra.sh: CASSANDRA_AUTH must be off or password, not $CASSANDRA_AUTH" >&2
+    exit 2
+    ;;
+esac
 CQL_TIMEOUT="${CQL_TIMEOUT:-30}"
 CASSANDRA_HOST=127.0.0.1
 
@@ -139,11 +152,15 @@ ensure_installed() {
 run_cql() {
   local timeout="$1"
   shift
-  "$VENV/bin/python" - "$CASSANDRA_HOST" "$CASSANDRA_PORT" "$timeout" "$@" <<'PY'
+  # The login travels in the environment, never on a command line.
+  CQL_LOGIN="$CASSANDRA_AUTH" CQL_USER="${CQL_USER:-cassandra}" CQL_PASSWORD="${CQL_PASSWORD:-cassandra}" \
+    "$VENV/bin/python" - "$CASSANDRA_HOST" "$CASSANDRA_PORT" "$timeout" "$@" <<'PY'
 import logging
+import os
 import sys
 
 logging.basicConfig(level=logging.CRITICAL)
+from cassandra.auth import PlainTextAuthProvider
 from cassandra.cluster import EXEC_PROFILE_DEFAULT, Cluster, ExecutionProfile
 from cassandra.policies import WhiteListRoundRobinPolicy
 
@@ -151,9 +168,13 @@ host, port, timeout = sys.argv[1], int(sys.argv[2]), float(sys.argv[3])
 profile = ExecutionProfile(
     load_balancing_policy=WhiteListRoundRobinPolicy([host]), request_timeout=timeout
 )
+auth = None
+if os.environ["CQL_LOGIN"] == "password":
+    auth = PlainTextAuthProvider(os.environ["CQL_USER"], os.environ["CQL_PASSWORD"])
 cluster = Cluster(
     [host],
     port=port,
+    auth_provider=auth,
     execution_profiles={EXEC_PROFILE_DEFAULT: profile},
     connect_timeout=min(timeout, 10),
     control_connection_timeout=min(timeout, 10),
@@ -194,7 +215,7 @@ storage_port: $CASSANDRA_STORAGE_PORT
 native_transport_port: $CASSANDRA_PORT
 start_native_transport: true
 auto_bootstrap: false
-authenticator: AllowAllAuthenticator
+authenticator: $AUTHENTICATOR
 authorizer: AllowAllAuthorizer
 role_manager: CassandraRoleManager
 network_authorizer: AllowAllNetworkAuthorizer

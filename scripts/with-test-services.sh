@@ -5,6 +5,10 @@
 #   Cassandra 5.0 on $CHORUS_TEST_CQL_PORT (default 19042)  -> CHORUS_TEST_CQL
 #     (storage port $CHORUS_TEST_CQL_STORAGE_PORT, default 17000; no JMX;
 #      heap $CHORUS_TEST_CASSANDRA_HEAP, default 512M)
+#   a second Cassandra that requires a login (PasswordAuthenticator) on
+#     $CHORUS_TEST_CQL_LOGIN_PORT (default 19043; storage port 17001), with a role made
+#     for the tests                                           -> CHORUS_TEST_CQL_LOGIN,
+#                          CHORUS_TEST_CQL_LOGIN_USER, CHORUS_TEST_CQL_LOGIN_PASSWORD
 #   promtool (Debian's prometheus package)                    -> CHORUS_PROMTOOL
 #   an OpenTelemetry Collector (built by scripts/otelcol.sh)  -> CHORUS_OTELCOL
 # Installs them first if needed (cached under ~/.cache/chorus; see scripts/README.md).
@@ -28,17 +32,30 @@ cassandra() {
     CASSANDRA_JVM_EXTRA_OPTS="-Dcassandra.test.flush_local_schema_changes=false ${CASSANDRA_JVM_EXTRA_OPTS:-}" \
     bash scripts/cassandra.sh "$@"
 }
+login_port=${CHORUS_TEST_CQL_LOGIN_PORT:-19043}
+# The node whose clients must log in: its own ports, a smaller heap (it holds a few keyspaces).
+cassandra_login() {
+  CASSANDRA_PORT=$login_port \
+    CASSANDRA_STORAGE_PORT=${CHORUS_TEST_CQL_LOGIN_STORAGE_PORT:-17001} \
+    CASSANDRA_JMX_PORT=off CASSANDRA_AUTH=password CASSANDRA_HEAP=384M \
+    CASSANDRA_JVM_EXTRA_OPTS="-Dcassandra.test.flush_local_schema_changes=false" \
+    bash scripts/cassandra.sh "$@"
+}
 
 tmp=$(mktemp -d)
 cleanup() {
   nats clean >/dev/null 2>&1 || true
   cassandra clean >/dev/null 2>&1 || true
+  cassandra_login clean >/dev/null 2>&1 || true
   rm -rf "$tmp"
 }
 trap cleanup EXIT
 
 (cassandra install && cassandra start) >"$tmp/cql" &
 cql_start=$!
+# The login node starts once the jars are there (the install lock serializes the two).
+(cassandra install >/dev/null && cassandra_login start) >"$tmp/cql-login" &
+cql_login_start=$!
 nats install
 CHORUS_PROMTOOL=$(bash scripts/prometheus.sh | tail -n 1)
 CHORUS_OTELCOL=$(bash scripts/otelcol.sh | tail -n 1)
@@ -48,5 +65,17 @@ if ! wait "$cql_start"; then
   exit 1
 fi
 CHORUS_TEST_CQL=$(tail -n 1 "$tmp/cql")
+if ! wait "$cql_login_start"; then
+  echo "with-test-services: the Cassandra that requires a login did not start (see the log above)" >&2
+  exit 1
+fi
+CHORUS_TEST_CQL_LOGIN=$(tail -n 1 "$tmp/cql-login")
+CHORUS_TEST_CQL_LOGIN_USER=chorus_test
+CHORUS_TEST_CQL_LOGIN_PASSWORD=$(head -c 16 /dev/urandom | od -An -tx1 | tr -d ' \n')
+# As the node's default superuser; the password reaches the driver through the environment.
+# (Dropped first: a node left over from an interrupted run keeps the role of that run.)
+cassandra_login cql "DROP ROLE IF EXISTS $CHORUS_TEST_CQL_LOGIN_USER" \
+  "CREATE ROLE $CHORUS_TEST_CQL_LOGIN_USER WITH LOGIN = true AND PASSWORD = '$CHORUS_TEST_CQL_LOGIN_PASSWORD'" >/dev/null
 export CHORUS_TEST_NATS_URL CHORUS_TEST_CQL CHORUS_PROMTOOL CHORUS_OTELCOL
+export CHORUS_TEST_CQL_LOGIN CHORUS_TEST_CQL_LOGIN_USER CHORUS_TEST_CQL_LOGIN_PASSWORD
 "$@"

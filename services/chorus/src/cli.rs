@@ -91,6 +91,22 @@ pub struct CqlArgs {
     /// Consistency of reads and writes.
     #[arg(long, env = "CHORUS_CQL_CONSISTENCY", value_enum, default_value_t = CqlConsistency::LocalQuorum)]
     pub cql_consistency: CqlConsistency,
+    /// User to log in as, for a database with password authentication; the password comes
+    /// from --cql-password (best set through its variable) or --cql-password-file.
+    #[arg(long, env = "CHORUS_CQL_USERNAME")]
+    pub cql_username: Option<String>,
+    /// Password of --cql-username.
+    #[arg(
+        long,
+        env = "CHORUS_CQL_PASSWORD",
+        hide_env_values = true,
+        conflicts_with = "cql_password_file"
+    )]
+    pub cql_password: Option<String>,
+    /// File holding the password of --cql-username (a mounted Secret); one trailing newline
+    /// is ignored.
+    #[arg(long, env = "CHORUS_CQL_PASSWORD_FILE")]
+    pub cql_password_file: Option<PathBuf>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -103,9 +119,11 @@ pub enum CqlConsistency {
 }
 
 impl CqlArgs {
-    pub fn config(&self) -> chorus_store_cql::CqlConfig {
+    /// The store configuration; fails on a login given by halves or an unreadable password
+    /// file.
+    pub fn config(&self) -> anyhow::Result<chorus_store_cql::CqlConfig> {
         use chorus_store_cql::Consistency;
-        chorus_store_cql::CqlConfig {
+        Ok(chorus_store_cql::CqlConfig {
             contact_points: self.cql_contact_points.clone(),
             keyspace: self.cql_keyspace.clone(),
             request_timeout: self.cql_request_timeout,
@@ -116,7 +134,42 @@ impl CqlArgs {
                 CqlConsistency::LocalQuorum => Consistency::LocalQuorum,
                 CqlConsistency::All => Consistency::All,
             },
+            credentials: self.credentials()?,
             ..chorus_store_cql::CqlConfig::default()
+        })
+    }
+
+    fn credentials(&self) -> anyhow::Result<Option<chorus_store_cql::CqlCredentials>> {
+        let password = match (&self.cql_password, &self.cql_password_file) {
+            (Some(p), _) => Some(p.clone()),
+            (None, Some(path)) => {
+                let text = std::fs::read_to_string(path).map_err(|e| {
+                    anyhow::anyhow!("cannot read --cql-password-file {}: {e}", path.display())
+                })?;
+                let p = text
+                    .strip_suffix('\n')
+                    .map(|p| p.strip_suffix('\r').unwrap_or(p))
+                    .unwrap_or(&text);
+                Some(p.to_owned())
+            }
+            (None, None) => None,
+        };
+        match (&self.cql_username, password) {
+            (None, None) => Ok(None),
+            (Some(u), Some(p)) if !u.is_empty() && !p.is_empty() => {
+                Ok(Some(chorus_store_cql::CqlCredentials {
+                    username: u.clone(),
+                    password: p,
+                }))
+            }
+            (Some(u), Some(_)) if u.is_empty() => anyhow::bail!("--cql-username is empty"),
+            (Some(_), Some(_)) => anyhow::bail!("the CQL password is empty"),
+            (Some(_), None) => anyhow::bail!(
+                "--cql-username needs a password: set CHORUS_CQL_PASSWORD or --cql-password-file"
+            ),
+            (None, Some(_)) => {
+                anyhow::bail!("a CQL password was given without --cql-username")
+            }
         }
     }
 }

@@ -90,7 +90,7 @@ async fn run_router(args: RouterArgs) -> anyhow::Result<()> {
         http_listen: args.http_listen,
         nats_url: args.cluster.nats_url.clone(),
         membership: args.cluster.membership(),
-        cql: args.cql.config(),
+        cql: args.cql.config()?,
         router: args
             .rooms
             .router_config(args.max_body_bytes, args.max_attachment_bytes),
@@ -113,7 +113,7 @@ async fn run_router(args: RouterArgs) -> anyhow::Result<()> {
 }
 
 async fn run_migrate(args: MigrateArgs) -> anyhow::Result<()> {
-    let mut config = args.cql.config();
+    let mut config = args.cql.config()?;
     config.replication = args.cql_replication;
     let report = chorus_store_cql::migrate(&config)
         .await

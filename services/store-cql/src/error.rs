@@ -16,6 +16,12 @@ pub enum CqlError {
         contact_points: Vec<String>,
         reason: String,
     },
+    #[error(
+        "the database at {contact_points:?} requires a login: set a CQL username and password (--cql-username with CHORUS_CQL_PASSWORD or --cql-password-file)"
+    )]
+    LoginRequired { contact_points: Vec<String> },
+    #[error("the database refused the login of CQL user {username:?}: {reason}")]
+    LoginRefused { username: String, reason: String },
     #[error("keyspace {keyspace} has no chorus schema: run `chorus migrate`")]
     SchemaMissing { keyspace: String },
     #[error(

@@ -167,6 +167,26 @@ pub struct CqlConfig {
     /// Rooms whose head an instance caches for the append fence; past this, arbitrary rooms
     /// are forgotten (and read from the database on their next append).
     pub head_cache_rooms: usize,
+    /// The login for a cluster with password authentication (`PasswordAuthenticator`);
+    /// `None` connects without one.
+    pub credentials: Option<CqlCredentials>,
+}
+
+/// A CQL username and password. Its `Debug` never shows the password, so configs can be
+/// logged.
+#[derive(Clone, PartialEq, Eq)]
+pub struct CqlCredentials {
+    pub username: String,
+    pub password: String,
+}
+
+impl std::fmt::Debug for CqlCredentials {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CqlCredentials")
+            .field("username", &self.username)
+            .field("password", &"<redacted>")
+            .finish()
+    }
 }
 
 impl Default for CqlConfig {
@@ -180,6 +200,7 @@ impl Default for CqlConfig {
             consistency: Consistency::LocalQuorum,
             bucket_size: DEFAULT_BUCKET_SIZE,
             head_cache_rooms: 100_000,
+            credentials: None,
         }
     }
 }
@@ -208,6 +229,11 @@ impl CqlConfig {
         }
         if self.request_timeout.is_zero() || self.connect_timeout.is_zero() {
             return bad("timeouts must be positive".into());
+        }
+        if let Some(c) = &self.credentials
+            && (c.username.is_empty() || c.password.is_empty())
+        {
+            return bad("a CQL login needs both a username and a password".into());
         }
         Ok(())
     }

@@ -7,6 +7,10 @@ use scylla::{
     client::{
         execution_profile::ExecutionProfile, session::Session, session_builder::SessionBuilder,
     },
+    errors::{
+        ConnectionError, ConnectionPoolError, ConnectionSetupRequestErrorKind, DbError,
+        MetadataError, NewSessionError,
+    },
     statement::{Consistency, SerialConsistency},
 };
 
@@ -39,23 +43,66 @@ pub(crate) async fn open(config: &CqlConfig, schema_poll: Duration) -> Result<Se
         .serial_consistency(Some(serial_for(config.consistency)))
         .request_timeout(Some(config.request_timeout))
         .build();
-    let builder = SessionBuilder::new()
+    let mut builder = SessionBuilder::new()
         .known_nodes(&config.contact_points)
         .connection_timeout(config.connect_timeout)
         .default_execution_profile_handle(profile.into_handle())
         .keyspaces_to_fetch([config.keyspace.clone()])
         .schema_agreement_interval(schema_poll)
         .tcp_nodelay(true);
+    if let Some(login) = &config.credentials {
+        builder = builder.user(&login.username, &login.password);
+    }
     let unreachable = |reason: String| CqlError::Unreachable {
         contact_points: config.contact_points.clone(),
         reason,
     };
     match tokio::time::timeout(config.connect_timeout, builder.build()).await {
         Ok(Ok(session)) => Ok(session),
-        Ok(Err(e)) => Err(unreachable(e.to_string())),
+        Ok(Err(e)) => Err(match login_problem(&e) {
+            Some(LoginProblem::Required) => CqlError::LoginRequired {
+                contact_points: config.contact_points.clone(),
+            },
+            Some(LoginProblem::Refused(reason)) => CqlError::LoginRefused {
+                username: config
+                    .credentials
+                    .as_ref()
+                    .map(|c| c.username.clone())
+                    .unwrap_or_default(),
+                reason,
+            },
+            None => unreachable(e.to_string()),
+        }),
         Err(_) => Err(unreachable(format!(
             "no connection within {:?}",
             config.connect_timeout
         ))),
+    }
+}
+
+enum LoginProblem {
+    /// The server asks for a login and none was configured.
+    Required,
+    /// The server rejected the configured login, with its message.
+    Refused(String),
+}
+
+/// Whether a failed connect was the server refusing to let this client in: the driver reports
+/// it as the last error of the control connection.
+fn login_problem(e: &NewSessionError) -> Option<LoginProblem> {
+    let NewSessionError::MetadataError(MetadataError::ConnectionPoolError(
+        ConnectionPoolError::Broken {
+            last_connection_error: ConnectionError::ConnectionSetupRequestError(setup),
+        },
+    )) = e
+    else {
+        return None;
+    };
+    match &setup.error {
+        ConnectionSetupRequestErrorKind::MissingAuthentication => Some(LoginProblem::Required),
+        ConnectionSetupRequestErrorKind::DbError(DbError::AuthenticationError, message) => {
+            Some(LoginProblem::Refused(message.clone()))
+        }
+        _ => None,
     }
 }

@@ -34,6 +34,29 @@ pub fn cql_contact() -> String {
     )
 }
 
+/// The database that requires a login, and the login made for the tests.
+pub struct CqlLogin {
+    pub contact: String,
+    pub user: String,
+    pub password: String,
+}
+
+pub fn cql_login() -> CqlLogin {
+    let var = |name: &str| {
+        std::env::var(name).unwrap_or_else(|_| {
+            panic!(
+                "{name} is not set: run the tests through `make test` \
+                 (scripts/with-test-services.sh starts a Cassandra that requires a login)"
+            )
+        })
+    };
+    CqlLogin {
+        contact: var("CHORUS_TEST_CQL_LOGIN"),
+        user: var("CHORUS_TEST_CQL_LOGIN_USER"),
+        password: var("CHORUS_TEST_CQL_LOGIN_PASSWORD"),
+    }
+}
+
 /// A keyspace and subject prefix no other test (or test process) uses.
 pub fn unique_names() -> (String, String) {
     let n = NEXT.fetch_add(1, Ordering::Relaxed);

@@ -82,6 +82,58 @@ impl ProcCluster {
     ) -> Self {
         let (keyspace, prefix) = cluster::unique_names();
         cluster::fresh_keyspace_at(&cql, &keyspace).await;
+        Self::assemble(name, nats_url, cql, (keyspace, prefix), routers, env).await
+    }
+
+    /// As [`start`](Self::start), on the database that requires a login
+    /// (CHORUS_TEST_CQL_LOGIN): `chorus migrate` runs with the login in its environment
+    /// (CHORUS_CQL_USERNAME and CHORUS_CQL_PASSWORD), and each router reads the password from
+    /// a file (`--cql-password-file`, as from a mounted Secret).
+    pub async fn start_with_login(name: &'static str, nats_url: String, routers: usize) -> Self {
+        let login = cluster::cql_login();
+        let (keyspace, prefix) = cluster::unique_names();
+        let out = Command::new(env!("CARGO_BIN_EXE_chorus"))
+            .arg("migrate")
+            .env("CHORUS_CQL_CONTACT_POINTS", &login.contact)
+            .env("CHORUS_CQL_KEYSPACE", &keyspace)
+            .env("CHORUS_CQL_USERNAME", &login.user)
+            .env("CHORUS_CQL_PASSWORD", &login.password)
+            .output()
+            .await
+            .expect("chorus migrate runs");
+        assert!(
+            out.status.success(),
+            "chorus migrate with the login failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let file = log_dir(name).join("cql-password");
+        std::fs::write(&file, format!("{}\n", login.password)).unwrap();
+        let env = vec![
+            ("CHORUS_CQL_USERNAME".to_owned(), login.user.clone()),
+            (
+                "CHORUS_CQL_PASSWORD_FILE".to_owned(),
+                file.display().to_string(),
+            ),
+        ];
+        Self::assemble(
+            name,
+            nats_url,
+            login.contact,
+            (keyspace, prefix),
+            routers,
+            env,
+        )
+        .await
+    }
+
+    async fn assemble(
+        name: &'static str,
+        nats_url: String,
+        cql: String,
+        (keyspace, prefix): (String, String),
+        routers: usize,
+        env: Vec<(String, String)>,
+    ) -> Self {
         let mut c = ProcCluster {
             name,
             nats_url,

@@ -5,6 +5,7 @@
 
 mod conformance;
 mod leases;
+mod login;
 mod schema;
 mod state;
 mod store;
