@@ -121,14 +121,29 @@ variables, refusing those the chart sets itself (a second value would silently l
 {{- end }}
 
 {{- define "chorus.router.reservedEnv" -}}
-{{- list "CHORUS_NATS_URL" "CHORUS_CLUSTER_PREFIX" "CHORUS_MEMBER_TTL" "CHORUS_LOG" "CHORUS_LOG_FORMAT" "CHORUS_MAX_BODY_BYTES" "CHORUS_MAX_ATTACHMENT_BYTES" "CHORUS_CQL_CONTACT_POINTS" "CHORUS_CQL_KEYSPACE" "CHORUS_CQL_CONSISTENCY" "CHORUS_CQL_REQUEST_TIMEOUT" "CHORUS_GRPC_LISTEN" "CHORUS_HTTP_LISTEN" "CHORUS_SESSION_TTL" "CHORUS_CLOCK_DRIFT" "CHORUS_ROUTER_NAME" "CHORUS_ADVERTISE_URL" "POD_NAME" "CHORUS_JWT_SECRET" "CHORUS_TRACE_SAMPLE_RATIO" | toJson }}
+{{- list "CHORUS_NATS_URL" "CHORUS_CLUSTER_PREFIX" "CHORUS_MEMBER_TTL" "CHORUS_LOG" "CHORUS_LOG_FORMAT" "CHORUS_MAX_BODY_BYTES" "CHORUS_MAX_ATTACHMENT_BYTES" "CHORUS_CQL_CONTACT_POINTS" "CHORUS_CQL_KEYSPACE" "CHORUS_CQL_CONSISTENCY" "CHORUS_CQL_REQUEST_TIMEOUT" "CHORUS_CQL_USERNAME" "CHORUS_CQL_PASSWORD" "CHORUS_CQL_PASSWORD_FILE" "CHORUS_GRPC_LISTEN" "CHORUS_HTTP_LISTEN" "CHORUS_SESSION_TTL" "CHORUS_CLOCK_DRIFT" "CHORUS_ROUTER_NAME" "CHORUS_ADVERTISE_URL" "POD_NAME" "CHORUS_JWT_SECRET" "CHORUS_TRACE_SAMPLE_RATIO" | toJson }}
+{{- end }}
+
+{{/* The database login from cql.auth.existingSecret, as env entries (routers and the
+migration Job); nothing when cql.auth.enabled is false. The password never enters a
+ConfigMap or the pod spec: both come from the Secret at start. */}}
+{{- define "chorus.env.cqlLogin" -}}
+{{- if .Values.cql.auth.enabled }}
+- name: CHORUS_CQL_USERNAME
+  valueFrom:
+    secretKeyRef:
+      name: {{ .Values.cql.auth.existingSecret }}
+      key: {{ .Values.cql.auth.usernameKey }}
+- name: CHORUS_CQL_PASSWORD
+  valueFrom:
+    secretKeyRef:
+      name: {{ .Values.cql.auth.existingSecret }}
+      key: {{ .Values.cql.auth.passwordKey }}
+{{- end }}
 {{- end }}
 
 {{/* Checks that the schema cannot express; called from every workload template. */}}
 {{- define "chorus.validate" -}}
-{{- if .Values.cql.auth.enabled }}
-{{- fail "cql.auth.enabled: this Chorus release has no CQL username/password settings, so the chart cannot pass credentials to the routers; the database must accept them without authentication (see cql.auth in values.yaml)" }}
-{{- end }}
 {{- if and .Values.gateway.autoscaling.enabled (lt (int .Values.gateway.autoscaling.maxReplicas) (int .Values.gateway.autoscaling.minReplicas)) }}
 {{- fail "gateway.autoscaling.maxReplicas must be at least minReplicas" }}
 {{- end }}

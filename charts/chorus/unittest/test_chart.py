@@ -295,6 +295,29 @@ def check_dashboards(docs):
 # Each mutant breaks the documents the way a regression would; its check must then fail.
 
 
+def check_cql_login(docs):
+    """With cql.auth on (full.yaml), the routers and the migration Job, and nothing else, get
+    the login from the Secret by reference; with it off (minimal.yaml), nobody gets one."""
+    values = yaml.safe_load(open(os.path.join(CHART, "ci", "full.yaml")))["cql"]["auth"]
+    # On or off by the routers (test_cql_login_follows_values pins which file turns it on).
+    enabled = "CHORUS_CQL_USERNAME" in env_of(_router_container(docs))
+    for what, spec in pod_specs(docs):
+        for c in containers(spec):
+            env = env_of(c)
+            wanted = enabled and (what.startswith("StatefulSet/") or what.startswith("Job/"))
+            for var, key in (("CHORUS_CQL_USERNAME", values["usernameKey"]), ("CHORUS_CQL_PASSWORD", values["passwordKey"])):
+                where = f"{what} container {c['name']}"
+                if not wanted:
+                    assert var not in env, f"{where} gets {var}"
+                    continue
+                assert var in env, f"{where} lacks {var}"
+                ref = env[var].get("valueFrom", {}).get("secretKeyRef", {})
+                assert ref == {"name": values["existingSecret"], "key": key}, f"{where}: {var} is {env[var]}"
+    for cm in find(docs, "ConfigMap"):
+        for var in ("CHORUS_CQL_USERNAME", "CHORUS_CQL_PASSWORD"):
+            assert var not in cm.get("data", {}), f"{var} in ConfigMap {cm['metadata']['name']}"
+
+
 def _gw_container(docs):
     return gateway(docs)["spec"]["template"]["spec"]["containers"][0]
 
@@ -333,6 +356,7 @@ MUTANTS = {
     check_jwt_secret_only_where_needed: _set(lambda d: _router_container(d)["env"].append({"name": "CHORUS_JWT_SECRET", "value": "x"})),
     check_gateway_config: _set(lambda d: one(d, "ConfigMap", f"{FULL}-gateway")["data"].update(CHORUS_LISTEN="127.0.0.1:8080")),
     check_dashboards: _set(lambda d: _hardcode_datasource(one(d, "ConfigMap", f"{FULL}-dashboard-router")["data"])),
+    check_cql_login: _set(lambda d: _gw_container(d)["env"].append({"name": "CHORUS_CQL_PASSWORD", "value": "x"})),
 }
 
 DOC_CHECKS = list(MUTANTS)
@@ -378,7 +402,9 @@ def test_default_grace_period():
 
 
 def test_reserved_env_is_refused():
-    for component, var in (("gateway", "CHORUS_LISTEN"), ("gateway", "CHORUS_JWT_SECRET"), ("router", "CHORUS_ROUTER_NAME")):
+    reserved = (("gateway", "CHORUS_LISTEN"), ("gateway", "CHORUS_JWT_SECRET"), ("router", "CHORUS_ROUTER_NAME"),
+                ("router", "CHORUS_CQL_USERNAME"), ("router", "CHORUS_CQL_PASSWORD"))
+    for component, var in reserved:
         try:
             render(["minimal.yaml"], {component: {"env": {var: "x"}}})
         except RenderError as e:
@@ -387,13 +413,9 @@ def test_reserved_env_is_refused():
             raise AssertionError(f"{component}.env.{var} was accepted")
 
 
-def test_cql_auth_is_refused_until_supported():
-    try:
-        render(["minimal.yaml"], {"cql": {"auth": {"enabled": True, "existingSecret": "scylla-creds"}}})
-    except RenderError as e:
-        assert "no CQL username/password settings" in str(e), str(e)
-    else:
-        raise AssertionError("cql.auth.enabled rendered although chorus has no CQL credential settings")
+def test_cql_login_follows_values():
+    assert "CHORUS_CQL_USERNAME" in env_of(_router_container(render(["full.yaml"]))), "full.yaml turns cql.auth on"
+    assert "CHORUS_CQL_USERNAME" not in env_of(_router_container(render(["minimal.yaml"])))
 
 
 def test_optional_resources_follow_values():
@@ -489,7 +511,7 @@ def all_tests():
         test_too_short_grace_period_is_refused,
         test_default_grace_period,
         test_reserved_env_is_refused,
-        test_cql_auth_is_refused_until_supported,
+        test_cql_login_follows_values,
         test_optional_resources_follow_values,
         test_servicemonitors_match_services,
         test_router_netpol_admits_only_gateways_on_grpc,
