@@ -6,9 +6,11 @@
 //!
 //! **No gap, no duplicate.** The bus is at most once. The task drops deliveries at or below its
 //! head, and on a hole (a seq above `head + 1`, or a [`BusEvent::Lagged`]) reads the missing
-//! messages from the router before going on. If the router cannot be reached to fill a hole the
-//! task never skips it: it closes every subscriber's outbox with [`Closed::Resync`] (close code
-//! 1013) and stops; clients reconnect and resume from their last seq.
+//! messages from the router before going on. If the router cannot be reached to fill a hole,
+//! or its reads do not go on from the head (a hole in what it returns), the task never skips
+//! it: after [`BACKFILL_ATTEMPTS`] attempts it closes every subscriber's outbox with
+//! [`Closed::Resync`] (close code 1013) and stops; clients reconnect and resume from their
+//! last seq.
 //!
 //! **Race-free join.** The task subscribes to the bus *before* it asks the router for the
 //! room's head, so nothing published after that point is missed. A connection joining with
@@ -504,20 +506,32 @@ impl RoomTask {
                 anchor: HistoryAnchor::After(self.head),
                 limit: BACKFILL_PAGE,
             };
-            match self.hub.router.history(req).await {
-                Ok(page) if !page.messages.is_empty() => {
+            let before = self.head;
+            let outcome = match self.hub.router.history(req).await {
+                Ok(page) => {
                     for m in &page.messages {
                         if m.seq == self.head + 1 {
                             self.fan_out(m.seq, frame_of(m));
                             self.hub.metrics.backfilled_messages.increment(1);
                         }
                     }
-                    failures = 0;
+                    // A page that does not go on from the head (empty, or starting past a
+                    // hole the log cannot fill) is a failed attempt like an error: retried a
+                    // few times, then the subscribers resume, never a loop without end.
+                    match page.messages.first() {
+                        _ if self.head > before => None,
+                        None => Some(format!("no message after {before}")),
+                        Some(m) => Some(format!("the log goes on at {} after {before}", m.seq)),
+                    }
                 }
-                outcome => {
+                Err(e) => Some(e.to_string()),
+            };
+            match outcome {
+                None => failures = 0,
+                Some(outcome) => {
                     failures += 1;
                     if failures >= BACKFILL_ATTEMPTS {
-                        tracing::warn!(room = %self.room, head = self.head, target, ?outcome, "backfill failed; subscribers must resume");
+                        tracing::warn!(room = %self.room, head = self.head, target, %outcome, "backfill failed; subscribers must resume");
                         return Err(self.give_up());
                     }
                     tokio::time::sleep(Duration::from_millis(50 << failures)).await;
