@@ -48,17 +48,22 @@ impl DeliveryBus for LossyBus {
     }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn lost_deliveries_are_backfilled_in_order_and_never_repeated() {
-    let dir = tempfile::tempdir().unwrap();
+/// A router on an embedded store in `dir`, publishing on `bus`.
+fn router_on(dir: &tempfile::TempDir, bus: &Arc<LossyBus>) -> Arc<Router> {
     let store = Arc::new(EmbeddedStore::open(dir.path(), Default::default()).unwrap());
-    let bus = Arc::new(LossyBus::default());
-    let router = Arc::new(Router::new(
+    Arc::new(Router::new(
         store.clone(),
         store,
         bus.clone(),
         Default::default(),
-    ));
+    ))
+}
+
+/// A gateway on `router` and `bus`: its WebSocket URL, and a minter of tokens it accepts.
+async fn gateway_on(
+    router: Arc<dyn RouterClient>,
+    bus: &Arc<LossyBus>,
+) -> (String, impl Fn(&str) -> String) {
     let auth = Arc::new(Authenticator::new(SECRET.as_bytes()).unwrap());
     let gateway = Gateway::new(
         router,
@@ -70,12 +75,15 @@ async fn lost_deliveries_are_backfilled_in_order_and_never_repeated() {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let url = format!("ws://{}/v1/ws", listener.local_addr().unwrap());
     tokio::spawn(gateway.serve(listener, axum::Router::new()));
-    let token = |u: &str| {
-        auth.mint(
-            &chorus_core::UserId::new(u).unwrap(),
-            std::time::Duration::from_secs(60),
-        )
-    };
+    let token = move |u: &str| auth.mint(&UserId::new(u).unwrap(), Duration::from_secs(60));
+    (url, token)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn lost_deliveries_are_backfilled_in_order_and_never_repeated() {
+    let dir = tempfile::tempdir().unwrap();
+    let bus = Arc::new(LossyBus::default());
+    let (url, token) = gateway_on(router_on(&dir, &bus), &bus).await;
 
     let mut reader = Client::connect_with_header(&url, &token("reader")).await;
     reader.expect("ready").await;
@@ -184,30 +192,13 @@ impl RouterClient for HoleyRouter {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_hole_no_read_can_fill_makes_subscribers_resume_instead_of_a_busy_loop() {
     let dir = tempfile::tempdir().unwrap();
-    let store = Arc::new(EmbeddedStore::open(dir.path(), Default::default()).unwrap());
     let bus = Arc::new(LossyBus::default());
     let router = Arc::new(HoleyRouter {
-        inner: Arc::new(Router::new(
-            store.clone(),
-            store,
-            bus.clone(),
-            Default::default(),
-        )),
+        inner: router_on(&dir, &bus),
         hole: Mutex::new(HashSet::new()),
         history_calls: AtomicU64::new(0),
     });
-    let auth = Arc::new(Authenticator::new(SECRET.as_bytes()).unwrap());
-    let gateway = Gateway::new(
-        router.clone(),
-        bus.clone(),
-        auth.clone(),
-        GatewayConfig::default(),
-        None,
-    );
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let url = format!("ws://{}/v1/ws", listener.local_addr().unwrap());
-    tokio::spawn(gateway.serve(listener, axum::Router::new()));
-    let token = |u: &str| auth.mint(&UserId::new(u).unwrap(), Duration::from_secs(60));
+    let (url, token) = gateway_on(router.clone(), &bus).await;
 
     let mut reader = Client::connect_with_header(&url, &token("reader")).await;
     reader.expect("ready").await;
