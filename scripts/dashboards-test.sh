@@ -88,8 +88,29 @@ s.execute(f"DROP KEYSPACE IF EXISTS {sys.argv[2]}")
 PY
 }
 
-free_port() {
-  python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'
+# free_ports N: N distinct ports that are free now, below the kernel's ephemeral range. A port
+# the kernel handed out (bind to port 0) could be taken again by any outgoing connection (a
+# NATS or CQL client, a Prometheus scrape) before the process meant to listen on it starts;
+# ports below that range are never handed out that way. router-2 gets its ports back after
+# the SIGKILL for the same reason.
+free_ports() {
+  python3 - "$1" <<'PY'
+import random, socket, sys
+low = int(open("/proc/sys/net/ipv4/ip_local_port_range").read().split()[0])
+lo, hi = (20000, low - 1) if low > 21000 else (1024, 65535)
+chosen = set()
+while len(chosen) < int(sys.argv[1]):
+    port = random.randint(lo, hi)
+    if port in chosen:
+        continue
+    with socket.socket() as s:
+        try:
+            s.bind(("127.0.0.1", port))
+        except OSError:
+            continue
+    chosen.add(port)
+print(" ".join(map(str, chosen)))
+PY
 }
 
 # start NAME ARGS...: chorus ARGS in the background, output in $work/NAME.log.
@@ -117,8 +138,7 @@ export CHORUS_NATS_URL="$CHORUS_TEST_NATS_URL" CHORUS_CLUSTER_PREFIX="$run_id" \
   CHORUS_MEMBER_TTL=2s CHORUS_SESSION_TTL=2s CHORUS_CLOCK_DRIFT=250ms \
   CHORUS_CQL_CONTACT_POINTS="$CHORUS_TEST_CQL" CHORUS_CQL_KEYSPACE="$keyspace" NO_COLOR=1
 
-r1_grpc=$(free_port) r1_http=$(free_port) r2_grpc=$(free_port) r2_http=$(free_port)
-gw1=$(free_port) gw2=$(free_port) prom=$(free_port)
+read -r r1_grpc r1_http r2_grpc r2_http gw1 gw2 prom <<<"$(free_ports 7)"
 
 # 1. Prometheus first, so it sees the routers start (their first slot claims).
 cat >"$work/prometheus.yml" <<EOF

@@ -19,17 +19,7 @@ export const SHOTS = path.join(HERE, "screenshots");
 
 export const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 
-/** A free TCP port on loopback (closed again at once; good enough for a test run). */
-export function freePort() {
-  return new Promise((resolve, reject) => {
-    const s = net.createServer();
-    s.on("error", reject);
-    s.listen(0, "127.0.0.1", () => {
-      const { port } = s.address();
-      s.close(() => resolve(port));
-    });
-  });
-}
+export { freePort } from "../free-port.mjs";
 
 /**
  * `chorus standalone --dev` on a fixed port and data directory, so that a restart keeps both

@@ -17,6 +17,7 @@ import { join } from "node:path";
 import assert from "node:assert/strict";
 import WebSocket from "ws";
 import { ChorusClient } from "../dist/index.js";
+import { freePort } from "../../free-port.mjs";
 
 const BIN = process.env.CHORUS_BIN;
 const NATS = process.env.CHORUS_TEST_NATS_URL;
@@ -32,17 +33,6 @@ const keyspace = `sdk_drain_${suffix}`;
 const prefix = `sdkdrain${suffix}`;
 const logs = mkdtempSync(join(tmpdir(), "chorus-sdk-drain-"));
 const children = [];
-
-function freePort() {
-  return new Promise((resolve, reject) => {
-    const s = net.createServer();
-    s.listen(0, "127.0.0.1", () => {
-      const { port } = s.address();
-      s.close(() => resolve(port));
-    });
-    s.on("error", reject);
-  });
-}
 
 function start(name, args, extraEnv = {}) {
   const out = openSync(join(logs, `${name}.log`), "a");
