@@ -156,14 +156,11 @@ impl CqlArgs {
         };
         match (&self.cql_username, password) {
             (None, None) => Ok(None),
-            (Some(u), Some(p)) if !u.is_empty() && !p.is_empty() => {
-                Ok(Some(chorus_store_cql::CqlCredentials {
-                    username: u.clone(),
-                    password: p,
-                }))
-            }
-            (Some(u), Some(_)) if u.is_empty() => anyhow::bail!("--cql-username is empty"),
-            (Some(_), Some(_)) => anyhow::bail!("the CQL password is empty"),
+            // An empty half is refused by the store's own config check.
+            (Some(u), Some(p)) => Ok(Some(chorus_store_cql::CqlCredentials {
+                username: u.clone(),
+                password: p,
+            })),
             (Some(_), None) => anyhow::bail!(
                 "--cql-username needs a password: set CHORUS_CQL_PASSWORD or --cql-password-file"
             ),

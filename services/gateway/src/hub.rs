@@ -518,10 +518,13 @@ impl RoomTask {
                     // A page that does not go on from the head (empty, or starting past a
                     // hole the log cannot fill) is a failed attempt like an error: retried a
                     // few times, then the subscribers resume, never a loop without end.
-                    match page.messages.first() {
-                        _ if self.head > before => None,
-                        None => Some(format!("no message after {before}")),
-                        Some(m) => Some(format!("the log goes on at {} after {before}", m.seq)),
+                    if self.head > before {
+                        None
+                    } else {
+                        Some(match page.messages.first() {
+                            None => format!("no message after {before}"),
+                            Some(m) => format!("the log goes on at {} after {before}", m.seq),
+                        })
                     }
                 }
                 Err(e) => Some(e.to_string()),
