@@ -24,8 +24,8 @@ CHORUS_LOG_TAG=chart-test
 # shellcheck source-path=SCRIPTDIR source=lib.sh
 . "$SCRIPT_DIR/lib.sh"
 
-HELM_VERSION="${HELM_VERSION:-v3.22.0}"
-HELM_MODULE="helm.sh/helm/v3"
+HELM_VERSION="${HELM_VERSION:-v4.3.2}"
+HELM_MODULE="helm.sh/helm/v4"
 KUBE_VALIDATE_VERSION="${KUBE_VALIDATE_VERSION:-1.37.0}"
 CHECKOV_VERSION="${CHECKOV_VERSION:-3.3.30}"
 PYYAML_VERSION="${PYYAML_VERSION:-6.0.3}"
@@ -41,10 +41,10 @@ VENV="$CHORUS_CACHE/venv-k8s"
 VENV_STAMP="$VENV/.chorus-pins"
 VENV_PINS="kubernetes-validate==$KUBE_VALIDATE_VERSION PyYAML==$PYYAML_VERSION checkov==$CHECKOV_VERSION"
 
-# The module version go install built into the binary (helm's own `version` prints only v3.N).
+# The module version go install built into the binary (helm's own `version` prints only vN.M).
 helm_installed_version() {
   [ -x "$HELM" ] || return 0
-  go version -m "$HELM" 2>/dev/null | awk '$1 == "mod" && $2 == "helm.sh/helm/v3" { print $3 }'
+  go version -m "$HELM" 2>/dev/null | awk -v m="$HELM_MODULE" '$1 == "mod" && $2 == m { print $3 }'
 }
 
 install_helm() {
