@@ -47,15 +47,6 @@ run_id="d$(head -c 4 /dev/urandom | od -An -tx1 | tr -d ' \n')"
 keyspace="dash_$run_id"
 pids=()
 declare -A pid_of
-failure=""
-
-# die, remembering the reason: cleanup repeats it after the logs, so that it is the last
-# thing a CI log's tail shows.
-die() {
-  failure="$*"
-  log "ERROR: $*"
-  exit 1
-}
 
 # shellcheck disable=SC2317 # reached through the trap only
 cleanup() {
@@ -75,8 +66,8 @@ cleanup() {
     for f in "$work"/*.log; do
       [ -f "$f" ] && show_log_tail "$f" 15
     done
-    [ -s "$work/check.out" ] && grep -v '^dashboards: ' "$work/check.out" >&2
-    log "FAILED: ${failure:-exit $rc}"
+    grep -s '^NO DATA' "$work/check.out" >&2 || true
+    log "FAILED: ${CHORUS_DIE_REASON:-exit $rc}"
   fi
   drop_keyspace >/dev/null 2>&1 || true
   rm -rf "$work"
@@ -217,4 +208,4 @@ end_s=$(date +%s)
 python3 "$SCRIPT_DIR/dashboards_check.py" --prometheus "http://127.0.0.1:$prom" \
   --start "$start_s" --end "$end_s" "$REPO"/charts/chorus/dashboards/*.json |
   tee "$work/check.out" ||
-  die "$(grep -c '^NO DATA' "$work/check.out") panel queries returned no data (listed above)"
+  die "dashboards_check.py failed: $(tail -n 1 "$work/check.out")"

@@ -14,7 +14,11 @@ export CHORUS_CACHE CHORUS_RUN_DIR
 # Logging goes to stderr so that the last line on stdout stays machine-readable.
 log() { printf '[%s %s] %s\n' "$CHORUS_LOG_TAG" "$(date +%H:%M:%S)" "$*" >&2; }
 warn() { log "WARNING: $*"; }
+# die keeps its reason in CHORUS_DIE_REASON, so that an EXIT trap that prints logs first can
+# repeat it last, where a CI log's tail shows it.
+CHORUS_DIE_REASON=""
 die() {
+  CHORUS_DIE_REASON="$*"
   log "ERROR: $*"
   exit 1
 }
